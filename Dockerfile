@@ -1,0 +1,10 @@
+# One image for every mmbus process; compose.yaml picks the command.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY services ./services
+COPY schemas ./schemas
+RUN pip install --no-cache-dir . && useradd --system mmbus
+USER mmbus
+ENTRYPOINT []
+CMD ["mmbus", "--help"]

@@ -1,0 +1,58 @@
+# The two set-up commands are `make run` and `make test`; everything else is a step of them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean
+
+help:
+	@echo "make run        set up everything and run the main job"
+	@echo "make test       set up everything and run the test suite (real Kafka broker)"
+	@echo "make test-slow  long fault and load runs (not part of make test)"
+	@echo "make lint       ruff + mypy --strict"
+
+prereqs:
+	@scripts/ensure-prereqs.sh
+
+$(STAMP): pyproject.toml | prereqs
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: prereqs $(STAMP)
+
+kafka-jars: install
+	@$(BIN)/mmbus kafka fetch
+
+run: install kafka-jars
+	$(BIN)/mmbus run
+
+test: install kafka-jars
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m 'not kafka'
+
+test-slow: install kafka-jars
+	$(BIN)/pytest -m slow
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+kafka-up: install kafka-jars
+	$(BIN)/mmbus kafka up
+
+kafka-down: install
+	$(BIN)/mmbus kafka down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Make sure the machine has what the project needs beyond PyPI: Python 3.11, a
+# Java 17+ runtime and Maven (to fetch and run the Apache Kafka broker).
+# Installs the missing ones from Debian's packages when run as root; otherwise
+# says exactly what to install.
+set -euo pipefail
+
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if ! command -v python3.11 >/dev/null 2>&1 && ! python3 -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
+  missing+=(python3.11 python3.11-venv)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} from Debian's packages" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "error: missing ${missing[*]}; install them (Debian: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi

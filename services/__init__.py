@@ -1,0 +1,1 @@
+"""mmbus: WhatsApp marketing messages over Apache Kafka."""

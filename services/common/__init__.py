@@ -1,0 +1,1 @@
+"""Cross-cutting adapters every service shares: settings, logging, Kafka admin, lifecycle."""

@@ -1,0 +1,1 @@
+"""The contract: commands, events, envelope, codec and the topic catalogue."""

@@ -1,0 +1,27 @@
+"""A real single-node Apache Kafka broker (KRaft, combined mode) on loopback, without Docker.
+
+The broker jars come from Maven Central through Maven and are cached outside the
+repository; each named instance keeps its config, data, logs and pid under
+``$MMBUS_HOME/brokers/<name>``.
+"""
+
+from services.localkafka.broker import (
+    BrokerError,
+    BrokerInstance,
+    BrokerStatus,
+    down,
+    status,
+    up,
+)
+from services.localkafka.distribution import DEFAULT_KAFKA_VERSION, fetch_distribution
+
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "BrokerError",
+    "BrokerInstance",
+    "BrokerStatus",
+    "down",
+    "fetch_distribution",
+    "status",
+    "up",
+]

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from services.common.settings import ENV_PREFIX, CommonSettings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMBUS_KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("MMBUS_PARTITIONS", "12")
+    monkeypatch.setenv("MMBUS_KAFKA_SASL_PASSWORD", "pw")
+    settings = CommonSettings()
+    assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.partitions == 12
+    assert "pw" not in repr(settings)
+
+
+def test_invalid_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMBUS_PARTITIONS", "zero")
+    with pytest.raises(ValidationError, match="partitions"):
+        CommonSettings()
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    text = README.read_text()
+    missing = [
+        f"{ENV_PREFIX}{name.upper()}"
+        for name in CommonSettings.model_fields
+        if f"{ENV_PREFIX}{name.upper()}" not in text
+    ]
+    assert not missing, f"README lacks {missing}"
