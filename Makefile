@@ -11,7 +11,8 @@ help:
 	@echo "make run        set up everything and run the main job"
 	@echo "make test       set up everything and run the test suite (real Kafka broker)"
 	@echo "make test-slow  long fault and load runs (not part of make test)"
-	@echo "make lint       ruff + mypy --strict"
+	@echo "make lint       ruff + mypy --strict + schema drift check"
+	@echo "make schemas    regenerate schemas/ from the models"
 
 prereqs:
 	@scripts/ensure-prereqs.sh
@@ -43,6 +44,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mmbus schemas export --check
+
+schemas: install
+	$(BIN)/mmbus schemas export
 
 fmt: install
 	$(BIN)/ruff check --fix .

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -159,6 +160,40 @@ def topics_create() -> None:
 
     result = _run(ensure_project_topics(_settings()))
     click.echo(f"created {len(result.created)} topics, {len(result.existing)} already there")
+
+
+# ------------------------------------------------------------------- schemas
+@cli.group()
+def schemas() -> None:
+    """The language-neutral contract: JSON Schemas and AsyncAPI documents."""
+
+
+@schemas.command("export")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="Where schemas/ lives.",
+)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files differ.")
+def schemas_export(directory: Path, check: bool) -> None:
+    """Generate schemas/ from the Python models (or check it is up to date)."""
+    from services.contracts.schemas import drift, export
+
+    if check:
+        problems = drift(directory)
+        if problems:
+            for problem in problems:
+                click.echo(problem, err=True)
+            raise click.ClickException(
+                f"{len(problems)} schema file(s) out of date; run `mmbus schemas export`"
+            )
+        click.echo(f"{directory} matches the models")
+        return
+    changed = export(directory)
+    click.echo(f"{len(changed)} file(s) written in {directory}")
 
 
 # ----------------------------------------------------------------------- run

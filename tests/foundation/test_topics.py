@@ -55,3 +55,11 @@ async def test_partition_mismatch_is_a_clear_error(kafka_settings: CommonSetting
     wider = kafka_settings.model_copy(update={"partitions": 5})
     with pytest.raises(TopicMismatchError, match="MMBUS_PARTITIONS"):
         await ensure_project_topics(wider)
+
+
+def test_every_message_type_has_one_home_stream() -> None:
+    from services.contracts.catalogue import MODELS, type_of
+
+    carried = {t: s.stream.value for s in catalogue("", partitions=1) for t in s.carries}
+    for model in MODELS:
+        assert carried[type_of(model)] == model.topic_stream, type_of(model)

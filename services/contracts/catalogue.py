@@ -1,0 +1,113 @@
+"""Every message type and version mmbus knows, and how old versions become new ones.
+
+Decoding looks a record's ``(type, version)`` up here. The newest version of a
+type is what consumers get; an older stored version is upcast step by step on
+read (the log is never rewritten). A newer version than we know is reported,
+not guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from services.contracts.commands import SendTemplate
+from services.contracts.envelope import Message
+from services.contracts.send_events import (
+    SendAccepted,
+    SendAcceptedV1,
+    SendAttempted,
+    SendFailed,
+    SendIndeterminate,
+    SendRejected,
+    SendSuppressed,
+)
+from services.contracts.webhook_events import (
+    AccountOnboardingObserved,
+    AccountUpdated,
+    DeadLetterRecorded,
+    MarketingLinkClicked,
+    MessageReceived,
+    MessageStatus,
+    TemplateCategoryChanged,
+    TemplateQualityChanged,
+    TemplateStatusChanged,
+    UserMarketingPreferenceChanged,
+    WebhookReceived,
+    WebhookUnrecognized,
+)
+
+# Every model, old versions included (their schemas stay published).
+MODELS: tuple[type[Message], ...] = (
+    SendTemplate,
+    SendAttempted,
+    SendAcceptedV1,
+    SendAccepted,
+    SendFailed,
+    SendSuppressed,
+    SendRejected,
+    SendIndeterminate,
+    WebhookReceived,
+    MessageStatus,
+    MarketingLinkClicked,
+    AccountUpdated,
+    AccountOnboardingObserved,
+    UserMarketingPreferenceChanged,
+    TemplateStatusChanged,
+    TemplateCategoryChanged,
+    TemplateQualityChanged,
+    MessageReceived,
+    WebhookUnrecognized,
+    DeadLetterRecorded,
+)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _send_accepted_v1_to_v2(envelope: dict[str, Any]) -> dict[str, Any]:
+    # v1 did not record the API's message_status: it is unknown, not "accepted".
+    data = dict(envelope["data"])
+    data.setdefault("message_status", None)
+    return {**envelope, "version": 2, "data": data}
+
+
+# (type, from_version) -> function producing from_version + 1, on the raw envelope dict.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("send.accepted", 1): _send_accepted_v1_to_v2,
+}
+
+
+def type_of(model: type[Message]) -> str:
+    return str(model.model_fields["type"].default)
+
+
+def version_of(model: type[Message]) -> int:
+    return int(model.model_fields["version"].default)
+
+
+BY_TYPE_VERSION: dict[tuple[str, int], type[Message]] = {
+    (type_of(m), version_of(m)): m for m in MODELS
+}
+LATEST: dict[str, type[Message]] = {}
+for _model in MODELS:
+    _current = LATEST.get(type_of(_model))
+    if _current is None or version_of(_model) > version_of(_current):
+        LATEST[type_of(_model)] = _model
+
+
+def latest_version(message_type: str) -> int | None:
+    model = LATEST.get(message_type)
+    return version_of(model) if model else None
+
+
+def upcast(envelope: dict[str, Any]) -> dict[str, Any]:
+    """Raise a raw envelope to the newest version of its type, one step at a time."""
+    message_type, version = envelope["type"], envelope["version"]
+    target = latest_version(message_type)
+    while target is not None and version < target:
+        step = UPCASTERS.get((message_type, version))
+        if step is None:
+            raise LookupError(f"no upcaster from {message_type} v{version} to v{version + 1}")
+        envelope = step(envelope)
+        version = envelope["version"]
+    return envelope

@@ -1,0 +1,164 @@
+"""The one place that turns messages into Kafka records and back.
+
+Value: the whole envelope as JSON (orjson). Key: the stream's partitioning key.
+Headers: the CloudEvents Kafka binary-mode attributes (``ce_*`` and
+``content-type``), so routers and tools can act without parsing the value.
+
+Decoding never raises: it returns the message, or a :class:`DecodeFailure`
+that says precisely what was wrong, for a dead-letter record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from pydantic import ValidationError
+
+from services.contracts.catalogue import BY_TYPE_VERSION, LATEST, latest_version, upcast
+from services.contracts.envelope import Message
+
+CONTENT_TYPE = "application/json"
+SPEC_VERSION = "1.0"
+
+Headers = list[tuple[str, bytes]]
+
+FailureReason = Literal[
+    "invalid_json",
+    "not_an_envelope",
+    "unknown_type",
+    "newer_version",
+    "unknown_version",
+    "invalid_message",
+    "header_mismatch",
+]
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    reason: FailureReason
+    detail: str
+    errors: tuple[str, ...] = ()
+    message_type: str | None = None
+    version: int | None = None
+
+
+def _header_attributes(message: Message) -> Headers:
+    attributes: list[tuple[str, str | None]] = [
+        ("ce_specversion", SPEC_VERSION),
+        ("ce_id", message.id),
+        ("ce_type", message.type),
+        ("ce_source", message.source),
+        ("ce_subject", message.subject),
+        ("ce_time", message.model_dump(mode="json", include={"time"})["time"]),
+        # CloudEvents extension attributes: lower-case letters and digits only.
+        ("ce_schemaversion", str(message.version)),
+        ("ce_correlationid", message.correlation_id),
+        ("ce_causationid", message.causation_id),
+        ("content-type", CONTENT_TYPE),
+    ]
+    return [(name, value.encode()) for name, value in attributes if value is not None]
+
+
+def encode(message: Message) -> KafkaRecord:
+    value = orjson.dumps(message.model_dump(mode="json", by_alias=True, exclude_none=False))
+    return KafkaRecord(key=message.record_key(), value=value, headers=_header_attributes(message))
+
+
+def header_attributes(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, raw in headers or ():
+        try:
+            out[name] = raw.decode()
+        except UnicodeDecodeError:
+            out[name] = raw.decode(errors="replace")
+    return out
+
+
+def _errors(exc: ValidationError) -> tuple[str, ...]:
+    return tuple(
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors(include_url=False)
+    )
+
+
+def decode(
+    value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+) -> Message | DecodeFailure:
+    """Bytes (and headers) to the newest version of the message; never raises."""
+    if value is None:
+        return DecodeFailure("invalid_json", "the record has no value (a tombstone?)")
+    try:
+        raw: Any = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return DecodeFailure("invalid_json", f"value is not JSON: {exc}")
+    if not isinstance(raw, dict):
+        return DecodeFailure(
+            "not_an_envelope", f"value is JSON {type(raw).__name__}, not an object"
+        )
+    message_type, version = raw.get("type"), raw.get("version")
+    if (
+        not isinstance(message_type, str)
+        or not isinstance(version, int)
+        or isinstance(version, bool)
+    ):
+        return DecodeFailure(
+            "not_an_envelope", "the envelope needs a string 'type' and an integer 'version'"
+        )
+    known = latest_version(message_type)
+    if known is None:
+        return DecodeFailure(
+            "unknown_type", f"unknown message type {message_type!r}", message_type=message_type
+        )
+    if version > known:
+        return DecodeFailure(
+            "newer_version",
+            f"{message_type} v{version} is newer than the v{known} this build knows; upgrade mmbus",
+            message_type=message_type,
+            version=version,
+        )
+    if (message_type, version) not in BY_TYPE_VERSION:
+        return DecodeFailure(
+            "unknown_version",
+            f"{message_type} v{version} was never defined",
+            message_type=message_type,
+            version=version,
+        )
+    attributes = header_attributes(headers)
+    for header, field in (("ce_id", "id"), ("ce_type", "type")):
+        if header in attributes and attributes[header] != raw.get(field):
+            return DecodeFailure(
+                "header_mismatch",
+                f"header {header}={attributes[header]!r} "
+                f"but the value has {field}={raw.get(field)!r}",
+                message_type=message_type,
+                version=version,
+            )
+    try:
+        current = upcast(raw)
+        return LATEST[message_type].model_validate(current)
+    except ValidationError as exc:
+        errors = _errors(exc)
+        return DecodeFailure(
+            "invalid_message",
+            f"{message_type} v{version} is invalid: {'; '.join(errors[:5])}",
+            errors=errors,
+            message_type=message_type,
+            version=version,
+        )
+    except (LookupError, TypeError, ValueError) as exc:
+        return DecodeFailure(
+            "invalid_message",
+            f"{message_type} v{version} could not be read: {exc}",
+            message_type=message_type,
+            version=version,
+        )

@@ -1,0 +1,155 @@
+"""Events the sender publishes (past tense), co-partitioned with the commands."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from services.contracts.commands import ProductPolicy, Provider
+from services.contracts.envelope import Frozen, Message
+
+Endpoint = Literal["marketing_messages", "messages"]
+SuppressionRule = Literal[
+    "user_stopped_marketing",
+    "us_recipient_marketing",
+    "sanctioned_region",
+    "deadline_passed",
+    "template_not_synced",
+]
+
+
+class Decision(Frozen):
+    """Why the sender did what it did: every send event carries its decision."""
+
+    endpoint: Endpoint | None = Field(description="The API endpoint chosen, if any.")
+    product_policy: ProductPolicy | None = None
+    category: str | None = Field(default=None, description="Template category used to decide.")
+    onboarding_status: str | None = Field(
+        default=None, description="The WABA's onboarding state the decision relied on."
+    )
+    reasons: tuple[str, ...] = Field(default=(), description="Each rule that applied, in order.")
+
+
+class SendRef(Frozen):
+    command_id: str
+    waba_id: str
+    phone_number_id: str
+    to: str
+    provider: Provider = "meta"
+    campaign_id: str | None = None
+    template_name: str | None = None
+    template_language: str | None = None
+
+
+class SendAttemptedData(SendRef):
+    attempt: int = Field(ge=1)
+    decision: Decision
+
+
+class SendAcceptedDataV1(SendRef):
+    attempt: int = Field(ge=1)
+    decision: Decision
+    wamid: str
+    wa_id: str | None = None
+    http_status: int
+
+
+class SendAcceptedData(SendAcceptedDataV1):
+    """v2 adds the ``message_status`` the API answered (MM API can hold a message)."""
+
+    message_status: Literal["accepted", "held_for_quality_assessment"] | str | None = Field(
+        default=None, description="None when unknown (events written as v1)."
+    )
+
+
+class ApiError(Frozen):
+    code: int | None = None
+    title: str | None = None
+    message: str | None = None
+    details: str | None = None
+    http_status: int | None = None
+    fbtrace_id: str | None = None
+
+
+class SendFailedData(SendRef):
+    attempt: int = Field(ge=1)
+    decision: Decision
+    error: ApiError
+    retryable: bool = Field(description="True if it failed only after the retry budget ran out.")
+
+
+class SendSuppressedData(SendRef):
+    rule: SuppressionRule
+    detail: str
+    decision: Decision
+
+
+class SendRejectedData(Frozen):
+    command_id: str | None = Field(description="None when the command id itself was unreadable.")
+    phone_number_id: str | None = None
+    reason: str
+    errors: tuple[str, ...] = ()
+    dead_letter_topic: str | None = None
+
+
+class SendIndeterminateData(SendRef):
+    attempt: int = Field(ge=1)
+    decision: Decision
+    cause: Literal["read_timeout_after_send", "attempt_without_result_on_restart"]
+    detail: str
+
+
+class _SendEvent(Message):
+    key_field = "phone_number_id"
+    topic_stream = "send.events"
+
+
+class SendAttempted(_SendEvent):
+    """Durable before the HTTP call: the proof an attempt may have reached the API."""
+
+    type: Literal["send.attempted"] = "send.attempted"
+    version: Literal[1] = 1
+    data: SendAttemptedData
+
+
+class SendAcceptedV1(_SendEvent):
+    type: Literal["send.accepted"] = "send.accepted"
+    version: Literal[1] = 1
+    data: SendAcceptedDataV1
+
+
+class SendAccepted(_SendEvent):
+    type: Literal["send.accepted"] = "send.accepted"
+    version: Literal[2] = 2
+    data: SendAcceptedData
+
+
+class SendFailed(_SendEvent):
+    type: Literal["send.failed"] = "send.failed"
+    version: Literal[1] = 1
+    data: SendFailedData
+
+
+class SendSuppressed(_SendEvent):
+    type: Literal["send.suppressed"] = "send.suppressed"
+    version: Literal[1] = 1
+    data: SendSuppressedData
+
+
+class SendRejected(_SendEvent):
+    type: Literal["send.rejected"] = "send.rejected"
+    version: Literal[1] = 1
+    data: SendRejectedData
+
+    def record_key(self) -> bytes:
+        # An unreadable command may lack its phone number id; it still needs a key.
+        return (self.data.phone_number_id or self.data.command_id or "unknown").encode()
+
+
+class SendIndeterminate(_SendEvent):
+    """The API may or may not have the message; reconciled later from status webhooks."""
+
+    type: Literal["send.indeterminate"] = "send.indeterminate"
+    version: Literal[1] = 1
+    data: SendIndeterminateData

@@ -1,0 +1,101 @@
+"""send.template v1 validation, by table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.contracts.client import send_template
+from services.contracts.commands import SendTemplate
+from services.contracts.phone import normalize_msisdn, region_of
+from tests.contracts.examples import load_examples
+
+BASE: dict[str, Any] = load_examples()["send.template.v1"]
+
+
+def _with(**data: Any) -> dict[str, Any]:
+    return {**BASE, "data": {**BASE["data"], **data}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "digits", "region"),
+    [
+        ("+44 7911 123456", "447911123456", "GG"),
+        ("0049 151 12345678", "4915112345678", "DE"),
+        ("(+1) 650-555-0123", "16505550123", "US"),
+        ("5511987654321", "5511987654321", "BR"),
+        ("+39 312 345 6789", "393123456789", "IT"),
+        ("+53 5 1234567", "5351234567", "CU"),
+    ],
+)
+def test_phone_numbers_are_normalised_to_digits(raw: str, digits: str, region: str) -> None:
+    assert normalize_msisdn(raw) == digits
+    assert region_of(digits) == region
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("to", "12345", "not a valid number"),
+        ("to", "+44 7911 12345a", "characters other than digits"),
+        ("to", "", "is empty"),
+        ("command_id", "order-8812", "must be a UUID"),
+        ("waba_id", "waba-1", "numeric Graph API id"),
+        ("phone_number_id", "", "numeric Graph API id"),
+        ("bid_multiplier", 0.0, "greater than or equal to 0.01"),
+        ("bid_multiplier", 11, "less than or equal to 10"),
+        ("ttl_seconds", 3600, "greater than or equal to 43200"),
+        ("ttl_seconds", 31 * 24 * 3600, "less than or equal to 2592000"),
+        ("not_after", "2026-03-02T18:00:00", "timezone"),
+        ("route", "sms", "'auto', 'marketing_messages' or 'cloud_api'"),
+        ("product_policy", "LENIENT", "'CLOUD_API_FALLBACK' or 'STRICT'"),
+        ("provider", "twilio", "'meta' or '360dialog'"),
+        ("callback_data", "x" * 401, "at most 400"),
+        ("surprise", 1, "Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_fields_are_rejected_with_a_reason(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SendTemplate.model_validate(_with(**{field: value}))
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ({"name": "Spring Sale", "language": {"code": "en"}}, "should match pattern"),
+        ({"name": "spring_sale", "language": {"code": "english"}}, "'en' or 'en_US'"),
+        ({"name": "spring_sale", "language": {"code": "en-US"}}, "'en' or 'en_US'"),
+        (
+            {"name": "spring_sale", "language": {"code": "en"}, "components": [{"text": "hi"}]},
+            "string 'type'",
+        ),
+        ({"name": "spring_sale", "language": {"code": "en"}, "category": "PROMO"}, "'MARKETING'"),
+    ],
+)
+def test_invalid_templates_are_rejected(template: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SendTemplate.model_validate(_with(template=template))
+    assert message in str(caught.value)
+
+
+def test_defaults_follow_the_design_brief() -> None:
+    command = send_template(
+        waba_id="102290129340398",
+        phone_number_id="106540352242922",
+        to="+49 151 12345678",
+        template_name="spring_sale",
+        language="de",
+        source="tests",
+    )
+    data = command.data
+    assert (data.provider, data.route, data.product_policy) == (
+        "meta",
+        "auto",
+        "CLOUD_API_FALLBACK",
+    )
+    assert data.to == "4915112345678"
+    assert command.id == command.subject == command.correlation_id == data.command_id
+    assert command.record_key() == b"106540352242922"
