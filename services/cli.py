@@ -196,6 +196,54 @@ def schemas_export(directory: Path, check: bool) -> None:
     click.echo(f"{len(changed)} file(s) written in {directory}")
 
 
+# ----------------------------------------------------------------- simulator
+@cli.command("simulator")
+@click.option("--host", default=None, help="Listen address (MMBUS_SIMULATOR_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (MMBUS_SIMULATOR_PORT, 8090).")
+@click.option(
+    "--seed",
+    "seed_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML/JSON world (MMBUS_SIMULATOR_SEED_FILE; default: the demo world).",
+)
+@click.option("--webhook-url", default=None, help="Where to POST webhooks (ingest).")
+def simulator(
+    host: str | None, port: int | None, seed_file: Path | None, webhook_url: str | None
+) -> None:
+    """A stateful stand-in for the Graph API and 360dialog, with signed webhooks."""
+    from services.simulator.server import make_server
+    from services.simulator.settings import SimulatorSettings
+    from services.simulator.world import load_world
+
+    try:
+        base = SimulatorSettings()
+    except Exception as exc:
+        raise click.ClickException(f"invalid MMBUS_SIMULATOR_* setting: {exc}") from exc
+    overrides = {
+        k: v
+        for k, v in {
+            "host": host,
+            "port": port,
+            "seed_file": seed_file,
+            "webhook_url": webhook_url,
+        }.items()
+        if v is not None
+    }
+    settings = base.model_copy(update=overrides)
+    seed = settings.seed_file or Path(__file__).parent / "simulator" / "demo_world.yaml"
+    try:
+        world = load_world(seed)
+    except Exception as exc:
+        raise click.ClickException(f"cannot load the world from {seed}: {exc}") from exc
+    configure_logging("INFO", "auto")
+    click.echo(
+        f"simulator on http://{settings.host}:{settings.port} (world: {seed}; "
+        f"webhooks: {settings.webhook_url or 'off'})"
+    )
+    make_server(settings, world).run()
+
+
 # ----------------------------------------------------------------------- run
 @cli.command("run")
 @_version
