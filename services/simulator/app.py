@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from services.simulator import webhooks
 from services.simulator.behaviour import Behaviour, plan
@@ -510,7 +510,7 @@ class ConnectionResetMiddleware:
     load balancer dropping the connection would.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: Starlette) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -540,7 +540,12 @@ class ConnectionResetMiddleware:
 VERSION = "{version:str}"
 
 
-def create_app(settings: SimulatorSettings, world: World) -> Starlette:
+def create_app(settings: SimulatorSettings, world: World) -> ConnectionResetMiddleware:
+    """The ASGI app; ``.app.state.sim`` is its state.
+
+    The reset middleware wraps Starlette from the outside: inside, Starlette's own
+    error middleware replaces the server's ``send`` and with it the transport.
+    """
     sim = Simulator(settings, world)
     routes = [
         Route("/_admin/health", admin_health),
@@ -571,5 +576,4 @@ def create_app(settings: SimulatorSettings, world: World) -> Starlette:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sim = sim
-    app.add_middleware(ConnectionResetMiddleware)
-    return app
+    return ConnectionResetMiddleware(app)

@@ -4,11 +4,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from services.common.serving import ServeInThread
 from services.simulator.server import SimulatorThread
 from services.simulator.settings import SimulatorSettings
-from tests.simulator.support import WebhookSink, test_world
+from tests.simulator.support import WebhookSink, make_world
 
 APP_SECRET = "test-app-secret"
 
@@ -24,10 +25,12 @@ def sink() -> Iterator[tuple[WebhookSink, str]]:
 def sim(sink: tuple[WebhookSink, str]) -> Iterator[httpx.Client]:
     """A client on a fresh simulator whose webhooks go to the sink."""
     settings = SimulatorSettings(
-        webhook_url=sink[1], app_secret=APP_SECRET, d360_webhook_secret="d360-hook-secret"
+        webhook_url=sink[1],
+        app_secret=SecretStr(APP_SECRET),
+        d360_webhook_secret=SecretStr("d360-hook-secret"),
     )
     with (
-        SimulatorThread(settings, test_world()) as server,
+        SimulatorThread(settings, make_world()) as server,
         httpx.Client(base_url=server.base_url, timeout=10) as client,
     ):
         # Tests ask for each quirk explicitly; by default no duplicates, no reordering.

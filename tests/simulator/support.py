@@ -20,7 +20,7 @@ NUMBER, NUMBER_2, FALLBACK_NUMBER = "106540352242922", "106540352242923", "20765
 UK_USER, US_USER, STOPPED_USER = "447911123456", "16505550123", "4915199999999"
 
 
-def test_world(**changes: Any) -> World:
+def make_world(**changes: Any) -> World:
     world = World(
         portfolios=(Portfolio(id="1029384756473829"), Portfolio(id="2039485766574839")),
         wabas=(
@@ -120,12 +120,17 @@ class WebhookSink:
             with self._cond:
                 if self.always_fail or self.refused < self.fail_first:
                     self.refused += 1
+                    self._cond.notify_all()
                     return Response(status_code=500)
                 self.received.append(Received(body, dict(request.headers)))
                 self._cond.notify_all()
             return Response(status_code=200)
 
         return Starlette(routes=[Route("/webhooks", hook, methods=["POST"])])
+
+    def wait_refused(self, count: int, timeout: float = 10.0) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: self.refused >= count, timeout)
 
     def wait_for(
         self, predicate: Callable[[list[Received]], bool], timeout: float = 10.0

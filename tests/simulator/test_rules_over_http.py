@@ -264,7 +264,7 @@ def test_throughput_limit_gives_130429(sim: httpx.Client) -> None:
     ]
     assert codes[:2] == [200, 200]
     assert 400 in codes[2:]
-    rejected = [c for c in sim.get("/_admin/calls?outcome=rejected").json()["calls"]]
+    rejected = sim.get("/_admin/calls?outcome=rejected").json()["calls"]
     assert {c["code"] for c in rejected} == {130429}
 
 
