@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean
+.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean bench-simulator
 
 help:
 	@echo "make run        set up everything and run the main job"
@@ -13,6 +13,7 @@ help:
 	@echo "make test-slow  long fault and load runs (not part of make test)"
 	@echo "make lint       ruff + mypy --strict + schema drift check"
 	@echo "make schemas    regenerate schemas/ from the models"
+	@echo "make bench-simulator  simulator req/s vs a raw ASGI endpoint"
 
 prereqs:
 	@scripts/ensure-prereqs.sh
@@ -52,6 +53,10 @@ schemas: install
 fmt: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench-simulator: install
+	@scripts/ensure-prereqs.sh --bench
+	$(BIN)/python -m bench.simulator
 
 kafka-up: install kafka-jars
 	$(BIN)/mmbus kafka up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -37,6 +38,7 @@ def normalize_msisdn(raw: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
+@functools.lru_cache(maxsize=65_536)
 def region_of(msisdn: str) -> str | None:
     """ISO 3166 region of a normalised number ('US', 'GB', ...), or None if unknown."""
     try:

@@ -39,8 +39,8 @@ from services.simulator.faults import (
     choose,
     latency_s,
 )
-from services.simulator.limits import Limits
-from services.simulator.rules import Accepted, GraphError, SendCall, evaluate
+from services.simulator.limits import Bucket
+from services.simulator.rules import Accepted, GraphError, SendCall, admit, route
 from services.simulator.settings import SimulatorSettings
 from services.simulator.world import Template, Waba, World
 
@@ -73,7 +73,8 @@ class Simulator:
     def __init__(self, settings: SimulatorSettings, world: World) -> None:
         self.settings = settings
         self.world = world
-        self.limits = Limits()
+        self.buckets: dict[str, Bucket] = {}
+        self.last_sent: dict[tuple[str, str], float] = {}
         self.faults = FaultPlan()
         self.burst_left = 0
         self.behaviour = Behaviour()
@@ -84,6 +85,27 @@ class Simulator:
         self._call_seq = itertools.count(1)
         self._wamid_seq = itertools.count(1)
         self.dispatcher = Dispatcher(behaviour=lambda: self.behaviour, rng=self.rng)
+
+    def decide(self, call: SendCall) -> Accepted | GraphError:
+        candidate = route(self.world, call)
+        if isinstance(candidate, GraphError):
+            return candidate
+        key = (candidate.accepted.phone_number_id, candidate.accepted.to)
+        now = time.monotonic()
+        outcome, self.buckets[key[0]] = admit(
+            candidate,
+            self.buckets.get(key[0]),
+            self.last_sent.get(key),
+            now,
+            self.world.pair_limit_s,
+        )
+        if isinstance(outcome, Accepted):
+            self.last_sent[key] = now
+        return outcome
+
+    def reset_limits(self) -> None:
+        self.buckets.clear()
+        self.last_sent.clear()
 
     # ------------------------------------------------------------ recording
     def record(self, entry: dict[str, Any]) -> None:
@@ -216,7 +238,7 @@ async def _send(request: Request, call: SendCall) -> Response:
         )
         return json_response(graph_error_body(fault, fbtrace), fault.http_status)
 
-    outcome, sim.limits = evaluate(sim.world, sim.limits, call, time.monotonic())
+    outcome = sim.decide(call)
     if isinstance(outcome, GraphError):
         sim.record(
             {
@@ -367,7 +389,7 @@ async def admin_world(request: Request) -> Response:
             sim.world = World.model_validate(await _body(request) or {})
         except ValidationError as exc:
             return _invalid(exc)
-        sim.limits = Limits()
+        sim.reset_limits()
     return json_response(sim.world.model_dump(mode="json"))
 
 
@@ -496,7 +518,7 @@ async def admin_reset(request: Request) -> Response:
     sim.calls.clear()
     sim.messages.clear()
     sim.counters.clear()
-    sim.limits = Limits()
+    sim.reset_limits()
     sim.faults = FaultPlan()
     sim.burst_left = 0
     return json_response({"reset": True})

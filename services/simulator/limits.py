@@ -1,8 +1,12 @@
-"""Throughput and pair limits as immutable values: a call takes a token or is refused."""
+"""Throughput and pair limits as pure functions over small immutable values.
+
+The adapter stores one :class:`Bucket` per business number and the time of the
+last message per (number, user); the rules decide from those values alone.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -12,6 +16,10 @@ class Bucket:
     tokens: float
     updated: float
 
+    @staticmethod
+    def full(rate: float, now: float) -> Bucket:
+        return Bucket(tokens=rate, updated=now)
+
     def take(self, now: float, rate: float) -> tuple[bool, Bucket]:
         tokens = min(rate, self.tokens + (now - self.updated) * rate)
         if tokens >= 1.0:
@@ -19,19 +27,6 @@ class Bucket:
         return False, Bucket(tokens, now)
 
 
-@dataclass(frozen=True)
-class Limits:
-    buckets: dict[str, Bucket] = field(default_factory=dict)
-    last_to_user: dict[tuple[str, str], float] = field(default_factory=dict)
-
-    def take_token(self, number: str, now: float, rate: float) -> tuple[bool, Limits]:
-        bucket = self.buckets.get(number, Bucket(tokens=rate, updated=now))
-        ok, bucket = bucket.take(now, rate)
-        return ok, replace(self, buckets={**self.buckets, number: bucket})
-
-    def pair_allows(self, number: str, user: str, now: float, window_s: float) -> bool:
-        last = self.last_to_user.get((number, user))
-        return last is None or now - last >= window_s
-
-    def sent_to(self, number: str, user: str, now: float) -> Limits:
-        return replace(self, last_to_user={**self.last_to_user, (number, user): now})
+def pair_allows(last_sent: float | None, now: float, window_s: float) -> bool:
+    """One message per user per window from the same business number (131056)."""
+    return last_sent is None or now - last_sent >= window_s

@@ -1,7 +1,9 @@
 """What the Graph API would answer to a send, as a pure function.
 
-``evaluate(world, limits, call, now)`` returns the outcome and the new limits.
-No I/O, no clock, no randomness: the adapter passes ``now`` and draws any dice.
+Two phases, both pure: ``route(world, call)`` checks everything that depends on
+the world alone; ``admit(candidate, bucket, last_sent, now, window)`` applies the
+throughput and pair limits to the values the adapter keeps per number and per
+user. No I/O, no clock, no randomness: the adapter passes ``now`` and any dice.
 Error codes, messages and HTTP statuses follow Meta's documentation (seeds/).
 """
 
@@ -13,7 +15,7 @@ from typing import Any, Literal
 
 from services.contracts.phone import region_of
 from services.contracts.regions import MARKETING_BLOCKED_REGIONS, SANCTIONED_REGIONS
-from services.simulator.limits import Limits
+from services.simulator.limits import Bucket, pair_allows
 from services.simulator.world import Template, World
 
 Endpoint = Literal["messages", "marketing_messages"]
@@ -59,6 +61,14 @@ class Accepted:
     activity_sharing: bool
     later_failure: LaterFailure | None
     callback_data: str | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A send the world allows, before throughput and pair limits."""
+
+    accepted: Accepted
+    throughput_per_s: int
 
 
 Outcome = Accepted | GraphError
@@ -113,107 +123,118 @@ def _later_failure(to: str, category: str, stopped: frozenset[str]) -> LaterFail
     return None
 
 
-def evaluate(world: World, limits: Limits, call: SendCall, now: float) -> tuple[Outcome, Limits]:
-    # Authentication first: Meta answers 401 before looking at anything else.
+def route(world: World, call: SendCall) -> Candidate | GraphError:
+    """Everything Meta checks before throughput: auth, number, body, template, route."""
     number_id = call.phone_number_id
+    # Authentication first: Meta answers 401 before looking at anything else.
     if call.provider == "360dialog":
         number_id = world.d360_api_keys.get(call.credential or "")
         if number_id is None:
-            return _error(401, 190, "Invalid D360-API-KEY", type="OAuthException"), limits
+            return _error(401, 190, "Invalid D360-API-KEY")
     elif call.credential not in world.access_tokens:
-        return (
-            _error(401, 190, "Invalid OAuth access token - Cannot parse access token"),
-            limits,
-        )
+        return _error(401, 190, "Invalid OAuth access token - Cannot parse access token")
     number = world.number(number_id or "")
     if number is None:
-        return (
-            _error(
-                400,
-                100,
-                f"Unsupported post request. Object with ID '{number_id}' does not exist",
-                subcode=33,
-                type="GraphMethodException",
-            ),
-            limits,
+        return _error(
+            400,
+            100,
+            f"Unsupported post request. Object with ID '{number_id}' does not exist",
+            subcode=33,
+            type="GraphMethodException",
         )
     waba = world.waba(number.waba_id)
-    assert waba is not None, "seed validation guarantees every number has its WABA"
+    if waba is None:
+        return _error(500, 1, "An unknown error occurred", f"number {number.id} has no WABA")
     fields = _template_fields(call.body)
     if isinstance(fields, GraphError):
-        return fields, limits
+        return fields
     to, name, language = fields
     template = world.template(waba.id, name, language)
     if template is None or template.status != "APPROVED":
         state = "does not exist" if template is None else f"is {template.status}"
-        return (
-            _error(
-                404,
-                132001,
-                "Template name does not exist in the translation",
-                f"template name ({name}) {state} in {language}",
-            ),
-            limits,
+        return _error(
+            404,
+            132001,
+            "Template name does not exist in the translation",
+            f"template name ({name}) {state} in {language}",
         )
     body: dict[str, Any] = call.body
     marketing = template.category == "MARKETING"
-    route: Route
+    chosen: Route
     if call.endpoint == "marketing_messages":
         if not marketing:
-            return (
-                _error(
-                    400,
-                    100,
-                    "Invalid parameter",
-                    f"Only MARKETING templates can be sent through /marketing_messages; "
-                    f"{name} is {template.category}",
-                ),
-                limits,
+            return _error(
+                400,
+                100,
+                "Invalid parameter",
+                f"Only MARKETING templates can be sent through /marketing_messages; "
+                f"{name} is {template.category}",
             )
         if waba.onboarding_status == "ONBOARDED":
-            route = "marketing_messages"
+            chosen = "marketing_messages"
         elif body.get("product_policy", "CLOUD_API_FALLBACK") == "STRICT":
-            return (
-                _error(
-                    400,
-                    100,
-                    "You need to sign the testing legal agreement before sending out messages.",
-                    "The WABA has not completed Marketing Messages API onboarding and "
-                    "product_policy is STRICT",
-                ),
-                limits,
+            return _error(
+                400,
+                100,
+                "You need to sign the testing legal agreement before sending out messages.",
+                "The WABA has not completed Marketing Messages API onboarding and "
+                "product_policy is STRICT",
             )
         elif waba.disable_marketing_messages_on_cloud_api:
-            return _disabled_on_cloud_api(), limits
+            return _disabled_on_cloud_api()
         else:
-            route = "cloud_api_fallback"
+            chosen = "cloud_api_fallback"
     else:
         if marketing and template.bid_spec is not None:
-            return (
-                _error(
-                    400,
-                    131061,
-                    "Marketing templates containing bid_spec are not supported by the Cloud API.",
-                    "Send to the /marketing_messages endpoint instead.",
-                ),
-                limits,
+            return _error(
+                400,
+                131061,
+                "Marketing templates containing bid_spec are not supported by the Cloud API.",
+                "Send to the /marketing_messages endpoint instead.",
             )
         if marketing and waba.disable_marketing_messages_on_cloud_api:
-            return _disabled_on_cloud_api(), limits
-        route = "cloud_api"
+            return _disabled_on_cloud_api()
+        chosen = "cloud_api"
+    sharing = body.get("message_activity_sharing")
+    return Candidate(
+        accepted=Accepted(
+            phone_number_id=number.id,
+            waba_id=waba.id,
+            to=to,
+            template=template,
+            route=chosen,
+            pricing_category="marketing_lite"
+            if chosen == "marketing_messages"
+            else template.category.lower(),
+            activity_sharing=bool(sharing) if sharing is not None else True,
+            later_failure=_later_failure(to, template.category, world.stopped_marketing),
+            callback_data=body.get("biz_opaque_callback_data"),
+        ),
+        throughput_per_s=number.throughput_per_s,
+    )
 
-    allowed, limits = limits.take_token(number.id, now, float(number.throughput_per_s))
+
+def admit(
+    candidate: Candidate,
+    bucket: Bucket | None,
+    last_sent: float | None,
+    now: float,
+    pair_window_s: float,
+) -> tuple[Outcome, Bucket]:
+    """Throughput (130429) then pair limit (131056); returns the number's new bucket."""
+    rate = float(candidate.throughput_per_s)
+    allowed, bucket = (bucket or Bucket.full(rate, now)).take(now, rate)
     if not allowed:
         return (
             _error(
                 400,
                 130429,
                 "Rate limit hit",
-                f"Cloud API message throughput ({number.throughput_per_s}/s) has been reached.",
+                f"Cloud API message throughput ({candidate.throughput_per_s}/s) has been reached.",
             ),
-            limits,
+            bucket,
         )
-    if not limits.pair_allows(number.id, to, now, world.pair_limit_s):
+    if not pair_allows(last_sent, now, pair_window_s):
         return (
             _error(
                 400,
@@ -222,25 +243,9 @@ def evaluate(world: World, limits: Limits, call: SendCall, now: float) -> tuple[
                 "Too many messages sent from this phone number to the same phone number "
                 "in a short period of time",
             ),
-            limits,
+            bucket,
         )
-    limits = limits.sent_to(number.id, to, now)
-    pricing = "marketing_lite" if route == "marketing_messages" else template.category.lower()
-    sharing = body.get("message_activity_sharing")
-    return (
-        Accepted(
-            phone_number_id=number.id,
-            waba_id=waba.id,
-            to=to,
-            template=template,
-            route=route,
-            pricing_category=pricing,
-            activity_sharing=bool(sharing) if sharing is not None else True,
-            later_failure=_later_failure(to, template.category, world.stopped_marketing),
-            callback_data=body.get("biz_opaque_callback_data"),
-        ),
-        limits,
-    )
+    return candidate.accepted, bucket
 
 
 def _disabled_on_cloud_api() -> GraphError:
