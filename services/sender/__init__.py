@@ -1,0 +1,1 @@
+"""The sender: send commands in, Graph API calls out, send events back, each command once."""

@@ -1,0 +1,128 @@
+"""What the log says about WABAs, templates and recipients, folded per entity.
+
+Each ``evolve_*`` is a pure fold ``(state | None, event) -> state`` over one
+entity (a WABA, a template, a recipient); the adapter keeps one state per key.
+Projections use the same folds, so the sender and the audit agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from services.contracts.envelope import Message
+from services.contracts.webhook_events import (
+    AccountOnboardingObserved,
+    AccountUpdated,
+    MessageStatus,
+    TemplateCategoryChanged,
+    TemplateStatusChanged,
+    UserMarketingPreferenceChanged,
+)
+
+ONBOARDING_EVENTS = frozenset({"MM_LITE_TERMS_SIGNED", "ONBOARDING_COMPLETED", "MM_LITE_ONBOARDED"})
+
+
+@dataclass(frozen=True)
+class WabaState:
+    waba_id: str
+    onboarding_status: str | None = None  # ONBOARDED, ELIGIBLE, NOT_ELIGIBLE, ...
+    disable_marketing_on_cloud_api: bool | None = None
+    owner_business_id: str | None = None
+    since: datetime | None = None
+    because: str | None = None  # the event id that set the status
+
+    @property
+    def onboarded(self) -> bool | None:
+        return None if self.onboarding_status is None else self.onboarding_status == "ONBOARDED"
+
+
+@dataclass(frozen=True)
+class TemplateState:
+    waba_id: str
+    name: str
+    category: str | None = None
+    status: str | None = None
+    approved_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RecipientState:
+    user_id: str
+    stopped_marketing: bool = False
+    since: datetime | None = None
+    because: str | None = None
+
+
+def evolve_waba(state: WabaState | None, event: Message) -> WabaState | None:
+    if isinstance(event, AccountUpdated):
+        d = event.data
+        current = state or WabaState(waba_id=d.waba_id)
+        if d.event in ONBOARDING_EVENTS:
+            return replace(
+                current,
+                onboarding_status="ONBOARDED",
+                owner_business_id=d.owner_business_id or current.owner_business_id,
+                since=event.time,
+                because=event.id,
+            )
+        return current
+    if isinstance(event, AccountOnboardingObserved):
+        seen = event.data
+        current = state or WabaState(waba_id=seen.waba_id)
+        # A ToS-signed webhook outranks an older lookup: onboarding is not undone.
+        status = seen.marketing_messages_onboarding_status
+        if current.onboarding_status == "ONBOARDED" and status != "ONBOARDED":
+            status = current.onboarding_status
+        return replace(
+            current,
+            onboarding_status=status,
+            disable_marketing_on_cloud_api=seen.disable_marketing_messages_on_cloud_api,
+            since=current.since if status == current.onboarding_status else event.time,
+            because=current.because if status == current.onboarding_status else event.id,
+        )
+    return state
+
+
+def evolve_template(state: TemplateState | None, event: Message) -> TemplateState | None:
+    if isinstance(event, TemplateStatusChanged):
+        d = event.data
+        current = state or TemplateState(waba_id=d.waba_id, name=d.name or "")
+        approved = event.time if d.event == "APPROVED" else current.approved_at
+        return replace(current, status=d.event, approved_at=approved)
+    if isinstance(event, TemplateCategoryChanged):
+        change = event.data
+        current = state or TemplateState(waba_id=change.waba_id, name=change.name or "")
+        return replace(current, category=change.new_category)
+    return state
+
+
+def evolve_recipient(state: RecipientState | None, event: Message) -> RecipientState | None:
+    if isinstance(event, UserMarketingPreferenceChanged):
+        d = event.data
+        stop = d.preference.lower() == "stop"
+        if d.preference.lower() not in {"stop", "resume"}:
+            return state
+        return RecipientState(
+            user_id=d.user_id, stopped_marketing=stop, since=event.time, because=event.id
+        )
+    if isinstance(event, MessageStatus):
+        st = event.data
+        if st.status == "failed" and any(e.code == 131050 for e in st.errors) and st.recipient_id:
+            return RecipientState(
+                user_id=st.recipient_id, stopped_marketing=True, since=event.time, because=event.id
+            )
+    return state
+
+
+def recipient_key(event: Message) -> str | None:
+    if isinstance(event, UserMarketingPreferenceChanged):
+        return event.data.user_id
+    if isinstance(event, MessageStatus):
+        return event.data.recipient_id
+    return None
+
+
+def template_key(waba_id: str, name: str) -> str:
+    return f"{waba_id}:{name}"
