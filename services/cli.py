@@ -244,6 +244,21 @@ def simulator(
     make_server(settings, world).run()
 
 
+# -------------------------------------------------------------------- sender
+@cli.command("sender")
+def sender() -> None:
+    """Consume send commands, call Meta or 360dialog, publish send events (MMBUS_* settings)."""
+    from services.common.lifecycle import run_until_stopped
+    from services.sender.main import run_sender
+    from services.sender.settings import SenderSettings
+
+    try:
+        settings = SenderSettings()
+    except Exception as exc:
+        raise click.ClickException(f"invalid MMBUS_* setting: {exc}") from exc
+    asyncio.run(run_until_stopped(lambda stop: run_sender(settings, stop)))
+
+
 # ----------------------------------------------------------------------- run
 @cli.command("run")
 @_version

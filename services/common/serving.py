@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import Generator
 from types import TracebackType
 
 import uvicorn
@@ -52,3 +54,15 @@ class ServeInThread:
     ) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=10)
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server inside a service's own event loop.
+
+    The service owns SIGTERM/SIGINT (graceful shutdown of consumers first); uvicorn
+    must not capture or re-raise them.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield

@@ -90,7 +90,12 @@ class SendRejectedData(Frozen):
     phone_number_id: str | None = None
     reason: str
     errors: tuple[str, ...] = ()
-    dead_letter_topic: str | None = None
+    dead_letter_topic: str | None = Field(
+        default=None, description="Set when the record itself was unreadable and dead-lettered."
+    )
+    decision: Decision | None = Field(
+        default=None, description="Set when a valid command broke a sending rule."
+    )
 
 
 class SendIndeterminateData(SendRef):

@@ -340,6 +340,28 @@ async def waba_get(request: Request) -> Response:
     return json_response({**{f: values[f] for f in fields if f in values}, "id": waba.id})
 
 
+async def waba_templates(request: Request) -> Response:
+    """GET /{waba_id}/message_templates?name=...: the WABA's templates, as Graph lists them."""
+    sim = _sim(request)
+    waba = _waba_or_error(sim, request)
+    if isinstance(waba, Response):
+        return waba
+    name = request.query_params.get("name")
+    data = [
+        {
+            "name": t.name,
+            "language": t.language,
+            "category": t.category,
+            "status": t.status,
+            "id": t.id,
+        }
+        for t in sim.world.templates
+        if t.waba_id == waba.id and (name is None or t.name == name)
+    ]
+    sim.counters["calls.template_lookup"] += 1
+    return json_response({"data": data, "paging": {"cursors": {"before": "", "after": ""}}})
+
+
 async def waba_post(request: Request) -> Response:
     sim = _sim(request)
     waba = _waba_or_error(sim, request)
@@ -586,6 +608,7 @@ def create_app(settings: SimulatorSettings, world: World) -> ConnectionResetMidd
         Route("/360dialog/marketing_messages", d360_send, methods=["POST"]),
         Route(f"/{VERSION}/{{node_id:str}}/messages", meta_send, methods=["POST"]),
         Route(f"/{VERSION}/{{node_id:str}}/marketing_messages", meta_send, methods=["POST"]),
+        Route(f"/{VERSION}/{{node_id:str}}/message_templates", waba_templates, methods=["GET"]),
         Route(f"/{VERSION}/{{node_id:str}}", waba_get, methods=["GET"]),
         Route(f"/{VERSION}/{{node_id:str}}", waba_post, methods=["POST"]),
     ]

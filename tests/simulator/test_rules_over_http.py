@@ -317,3 +317,13 @@ def test_invalid_admin_input_is_a_clear_422(sim: httpx.Client) -> None:
     response = sim.put("/_admin/faults", json={"http_5xx_rate": 2})
     assert response.status_code == 422
     assert response.json()["details"][0]["loc"] == ["http_5xx_rate"]
+
+
+def test_template_lookup_lists_the_wabas_templates(sim: httpx.Client) -> None:
+    got = sim.get(
+        "/v23.0/102290129340398/message_templates", params={"name": "order_update"}, headers=TOKEN
+    ).json()
+    assert [(t["name"], t["category"], t["language"]) for t in got["data"]] == [
+        ("order_update", "UTILITY", "en_US")
+    ]
+    assert sim.get("/v23.0/102290129340398/message_templates", headers=TOKEN).json()["data"]

@@ -1,0 +1,46 @@
+"""Prometheus metrics of one sender process (own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class SenderMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.sends = Counter(
+            "mmbus_sender_sends_total",
+            "Send outcomes by route, outcome and Graph error code.",
+            ["route", "outcome", "code"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "mmbus_sender_in_flight", "Commands in progress.", registry=self.registry
+        )
+        self.queue_depth = Gauge(
+            "mmbus_sender_queue_depth",
+            "Sends waiting for their business number's next slot.",
+            ["phone_number_id"],
+            registry=self.registry,
+        )
+        self.limiter_wait = Histogram(
+            "mmbus_sender_rate_limiter_wait_seconds",
+            "Time a send waited for its number's slot.",
+            buckets=(0.0, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "mmbus_sender_http_latency_seconds",
+            "Graph API call latency.",
+            ["endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.duplicates = Counter(
+            "mmbus_sender_duplicate_commands_total",
+            "Commands skipped because their id already has a result or is in progress.",
+            registry=self.registry,
+        )
+
+    def count(self, route: str | None, outcome: str, code: int | str | None) -> None:
+        self.sends.labels(route or "none", outcome, "" if code is None else str(code)).inc()

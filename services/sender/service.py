@@ -1,0 +1,901 @@
+"""The sender at work: consume commands, decide, call the API, publish results.
+
+Guarantees, and where they come from:
+
+- **Nothing lost.** A command's offset is committed only when it and every
+  earlier command of its partition has a durable terminal event
+  (:class:`PartitionProgress`). Invalid records become ``send.rejected`` plus a
+  dead-letter record before their offset moves.
+- **Nothing sent twice.** ``send.attempted`` is acknowledged by Kafka before
+  each HTTP call. On every partition assignment the sender folds the
+  co-partitioned send-event partition into a ledger (command id -> attempted /
+  finished); a redelivered command with a result is skipped, one with an
+  attempt and no result becomes ``send.indeterminate`` (policy
+  ``do_not_resend``, the default). A read timeout after the request left is the
+  same ambiguous case and is never retried blindly.
+- **Order per recipient, concurrency across recipients.** Commands run in
+  lanes keyed by (business number, recipient): one lane is strictly sequential,
+  lanes run concurrently, so one slow or retrying recipient blocks no other.
+- **Throughput.** A pacer per business number spaces sends at the configured
+  rate and backs off on 130429; the pair window (131056) is kept per recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from services.common.logging import get_logger
+from services.contracts.codec import DecodeFailure, decode, encode
+from services.contracts.commands import SendTemplate, SendTemplateData
+from services.contracts.envelope import Message, derive_id, new_id
+from services.contracts.send_events import (
+    ApiError,
+    Decision,
+    SendAccepted,
+    SendAcceptedData,
+    SendAttempted,
+    SendAttemptedData,
+    SendFailed,
+    SendFailedData,
+    SendIndeterminate,
+    SendIndeterminateData,
+    SendRejected,
+    SendRejectedData,
+    SendSuppressed,
+    SendSuppressedData,
+)
+from services.contracts.topics import Stream, topic_name
+from services.contracts.webhook_events import (
+    AccountOnboardingObserved,
+    AccountOnboardingObservedData,
+    DeadLetterRecorded,
+    DeadLetterRecordedData,
+)
+from services.sender.graph import GraphClient
+from services.sender.knowledge import (
+    RecipientState,
+    TemplateState,
+    WabaState,
+    evolve_recipient,
+    evolve_template,
+    evolve_waba,
+    recipient_key,
+    template_key,
+)
+from services.sender.metrics import SenderMetrics
+from services.sender.offsets import PartitionProgress
+from services.sender.outcomes import Delivered, Fail, Retry, Unknown, backoff_s, pair_wait_s
+from services.sender.ratelimit import NumberPacer
+from services.sender.routing import Hold, LookUp, Reject, RoutingPolicy, Send, Suppress, route
+from services.sender.settings import SenderSettings
+
+log = get_logger("mmbus.sender")
+SOURCE = "mmbus/sender"
+T = TypeVar("T")
+
+TERMINAL_TYPES = frozenset(
+    {"send.accepted", "send.failed", "send.suppressed", "send.rejected", "send.indeterminate"}
+)
+
+
+@dataclass
+class LedgerEntry:
+    """What the send-event log says about one command id."""
+
+    attempts: int = 0
+    terminal: bool = False
+    in_flight: bool = False
+
+
+@dataclass
+class Ledger:
+    entries: dict[str, LedgerEntry] = field(default_factory=dict)
+
+    def get(self, command_id: str) -> LedgerEntry:
+        return self.entries.setdefault(command_id, LedgerEntry())
+
+    def apply(self, event: Message) -> None:
+        command_id = getattr(event.data, "command_id", None)
+        if not command_id:
+            return
+        entry = self.get(command_id)
+        if event.type == "send.attempted":
+            entry.attempts = max(entry.attempts, event.data.attempt)
+        elif event.type in TERMINAL_TYPES:
+            entry.terminal = True
+
+
+class FatalSenderError(RuntimeError):
+    """The sender cannot go on without risking loss; it stops so it is restarted."""
+
+
+class Sender:
+    def __init__(
+        self,
+        settings: SenderSettings,
+        graph: GraphClient,
+        *,
+        metrics: SenderMetrics | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.graph = graph
+        self.metrics = metrics or SenderMetrics()
+        self.rng = rng or random.Random()
+        prefix = settings.topic_prefix
+        self.commands_topic = topic_name(Stream.SEND_COMMANDS, prefix)
+        self.events_topic = topic_name(Stream.SEND_EVENTS, prefix)
+        self.account_topic = topic_name(Stream.ACCOUNT, prefix)
+        self.dead_letter_topic = topic_name(Stream.DEAD_LETTERS, prefix)
+        self.knowledge_topics = [
+            self.account_topic,
+            topic_name(Stream.TEMPLATES, prefix),
+            topic_name(Stream.PREFERENCES, prefix),
+            topic_name(Stream.MESSAGE_STATUS, prefix),
+        ]
+        self.policy = RoutingPolicy(settings.sender_template_sync_guard)
+        self.wabas: dict[str, WabaState] = {}
+        self.templates: dict[str, TemplateState] = {}
+        self.recipients: dict[str, RecipientState] = {}
+        self.ledger = Ledger()
+        self.progress: dict[TopicPartition, PartitionProgress] = {}
+        self.committed: dict[TopicPartition, int] = {}
+        self.lanes: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self.last_sent: dict[tuple[str, str], float] = {}
+        self.pacer = NumberPacer(
+            default_rate=settings.sender_rate_per_s,
+            overrides=settings.sender_rate_overrides,
+            safety=settings.sender_rate_safety,
+        )
+        self.lookups: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        self.knowledge_ready = asyncio.Event()
+        self.consuming = asyncio.Event()
+        self.fatal: BaseException | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._slots = asyncio.Semaphore(settings.sender_max_in_flight)
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def ready(self) -> bool:
+        return self.knowledge_ready.is_set() and self.consuming.is_set() and self.fatal is None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        options = self.settings.kafka_client_options()
+        self._producer = AIOKafkaProducer(
+            acks="all", enable_idempotence=True, linger_ms=2, client_id="mmbus-sender", **options
+        )
+        await self._producer.start()
+        knowledge = asyncio.create_task(follow_knowledge(self, stop), name="sender-knowledge")
+        try:
+            await _until(self.knowledge_ready.wait(), stop, knowledge)
+            if stop.is_set():
+                return
+            self._consumer = AIOKafkaConsumer(
+                self.commands_topic,
+                group_id=self.settings.sender_group_id,
+                client_id="mmbus-sender",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=500,
+                **options,
+            )
+            self._consumer.subscribe([self.commands_topic], listener=_Rebalance(self))
+            await self._consumer.start()
+            committer = asyncio.create_task(self._commit_loop(stop), name="sender-commits")
+            try:
+                await self._consume(stop)
+            finally:
+                committer.cancel()
+                await asyncio.gather(committer, return_exceptions=True)
+                await self._drain(list(self.progress))
+                await self._commit()
+                await self._consumer.stop()
+        finally:
+            knowledge.cancel()
+            await asyncio.gather(knowledge, return_exceptions=True)
+            await self._producer.stop()
+        if self.fatal is not None:
+            raise FatalSenderError(str(self.fatal)) from self.fatal
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        assert self._consumer is not None
+        self.consuming.set()
+        while not stop.is_set() and self.fatal is None:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                for record in records:
+                    await self._slots.acquire()
+                    self._start(tp, record)
+
+    def _start(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        progress = self.progress.setdefault(tp, PartitionProgress(record.offset))
+        progress.started(record.offset)
+        self.metrics.in_flight.inc()
+        task = asyncio.create_task(self._process(tp, record))
+        self.tasks.setdefault(tp, set()).add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self.tasks.get(tp, set()).discard(t)
+            self._slots.release()
+            self.metrics.in_flight.dec()
+
+        task.add_done_callback(done)
+
+    async def _process(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            await self._handle(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Moving past this record could lose it: stop, and let the restart redo it.
+            log.exception(
+                "command failed unexpectedly; stopping",
+                offset=record.offset,
+                partition=tp.partition,
+            )
+            self.fatal = exc
+            return
+        progress = self.progress.get(tp)
+        if progress is not None:
+            progress.finished(record.offset)
+
+    # ------------------------------------------------------------- handling
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        message = decode(record.value, record.headers)
+        if isinstance(message, DecodeFailure) or not isinstance(message, SendTemplate):
+            failure = (
+                message
+                if isinstance(message, DecodeFailure)
+                else DecodeFailure(
+                    "unknown_type", f"{message.type} is not a command", message_type=message.type
+                )
+            )
+            await self._dead_letter(record, failure)
+            return
+        data = message.data
+        entry = self.ledger.get(data.command_id)
+        if entry.terminal or entry.in_flight:
+            self.metrics.duplicates.inc()
+            log.info("duplicate command skipped", command_id=data.command_id, offset=record.offset)
+            return
+        if entry.attempts and self.settings.sender_indeterminate_policy == "do_not_resend":
+            await self._publish(
+                SendIndeterminate(
+                    id=derive_id("send.indeterminate", {"command_id": data.command_id}),
+                    time=_now(),
+                    source=SOURCE,
+                    subject=data.command_id,
+                    correlation_id=data.command_id,
+                    causation_id=message.id,
+                    data=SendIndeterminateData(
+                        **_ref(data),
+                        attempt=entry.attempts,
+                        decision=Decision(
+                            endpoint=None, reasons=("restart found an attempt without result",)
+                        ),
+                        cause="attempt_without_result_on_restart",
+                        detail=f"send.attempted #{entry.attempts} has no result; "
+                        "policy do_not_resend",
+                    ),
+                ),
+                record.partition,
+            )
+            return
+        entry.in_flight = True
+        try:
+            await self._in_lane(
+                (data.phone_number_id, data.to), lambda: self._execute(record, message)
+            )
+        finally:
+            entry.in_flight = False
+
+    async def _in_lane(self, key: tuple[str, str], work: Callable[[], Awaitable[None]]) -> None:
+        """Run after every earlier command to the same recipient from the same number."""
+        previous = self.lanes.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lanes[key] = mine
+        try:
+            if previous is not None:
+                await previous
+            await work()
+        finally:
+            mine.set_result(None)
+            if self.lanes.get(key) is mine:
+                del self.lanes[key]
+
+    async def _execute(self, record: ConsumerRecord[bytes, bytes], command: SendTemplate) -> None:
+        data = command.data
+        log_ = log.bind(command_id=data.command_id)
+        policy = self.policy
+        for _ in range(4):
+            outcome = route(
+                data,
+                self.wabas.get(data.waba_id),
+                self.templates.get(template_key(data.waba_id, data.template.name)),
+                self.recipients.get(data.to),
+                policy,
+                _now(),
+            )
+            if isinstance(outcome, LookUp):
+                error = await self._look_up(outcome.what, data)
+                if error is not None:
+                    await self._fail(
+                        record,
+                        command,
+                        Decision(endpoint=None, reasons=(error.message or "",)),
+                        error,
+                        0,
+                        retryable=True,
+                    )
+                    return
+                continue
+            if isinstance(outcome, Hold):
+                wait = min(
+                    (outcome.until - _now()).total_seconds(), self.settings.sender_hold_max_s
+                )
+                log_.info("holding for template sync", seconds=round(wait, 1), why=outcome.detail)
+                await asyncio.sleep(max(0.0, wait))
+                policy = RoutingPolicy("ignore")  # held once: the sync window is over
+                continue
+            break
+        else:
+            await self._fail(
+                record,
+                command,
+                Decision(endpoint=None, reasons=("lookups did not settle",)),
+                ApiError(message="could not decide"),
+                0,
+                retryable=True,
+            )
+            return
+
+        if isinstance(outcome, Suppress):
+            self.metrics.count(None, "suppressed", outcome.rule)
+            await self._publish(
+                SendSuppressed(
+                    id=new_id(),
+                    time=_now(),
+                    source=SOURCE,
+                    subject=data.command_id,
+                    correlation_id=data.command_id,
+                    causation_id=command.id,
+                    data=SendSuppressedData(
+                        **_ref(data),
+                        rule=outcome.rule,
+                        detail=outcome.detail,
+                        decision=outcome.decision,
+                    ),
+                ),
+                record.partition,
+            )
+            return
+        if isinstance(outcome, Reject):
+            self.metrics.count(None, "rejected", outcome.reason)
+            await self._publish(
+                SendRejected(
+                    id=new_id(),
+                    time=_now(),
+                    source=SOURCE,
+                    subject=data.command_id,
+                    correlation_id=data.command_id,
+                    causation_id=command.id,
+                    data=SendRejectedData(
+                        command_id=data.command_id,
+                        phone_number_id=data.phone_number_id,
+                        reason=outcome.reason,
+                        errors=(outcome.detail,),
+                        decision=outcome.decision,
+                    ),
+                ),
+                record.partition,
+            )
+            return
+        assert isinstance(outcome, Send)
+        await self._send(record, command, outcome)
+
+    async def _send(
+        self, record: ConsumerRecord[bytes, bytes], command: SendTemplate, plan: Send
+    ) -> None:
+        data = command.data
+        lane = (data.phone_number_id, data.to)
+        entry = self.ledger.get(data.command_id)
+        last_error = ApiError(message="no attempt made")
+        for attempt in range(
+            entry.attempts + 1, entry.attempts + 1 + self.settings.sender_max_attempts
+        ):
+            depth = self.metrics.queue_depth.labels(data.phone_number_id)
+            depth.inc()
+            try:
+                waited = await self.pacer.acquire(data.phone_number_id)
+            finally:
+                depth.dec()
+            self.metrics.limiter_wait.observe(waited)
+            last = self.last_sent.get(lane)
+            if last is not None:
+                gap = self.settings.sender_pair_window_s - (time.monotonic() - last)
+                if gap > 0:
+                    await asyncio.sleep(gap)
+            attempted = SendAttempted(
+                id=new_id(),
+                time=_now(),
+                source=SOURCE,
+                subject=data.command_id,
+                correlation_id=data.command_id,
+                causation_id=command.id,
+                data=SendAttemptedData(**_ref(data), attempt=attempt, decision=plan.decision),
+            )
+            await self._publish(attempted, record.partition)  # durable before the call
+            result, seconds = await self.graph.send(
+                data.provider, data.phone_number_id, plan.endpoint, plan.body
+            )
+            self.metrics.http_latency.labels(plan.endpoint).observe(seconds)
+            if isinstance(result, Delivered):
+                self.pacer.succeeded(data.phone_number_id)
+                self.last_sent[lane] = time.monotonic()
+                self._template_used(data)
+                self.metrics.count(plan.endpoint, "accepted", None)
+                await self._publish(
+                    SendAccepted(
+                        id=derive_id(
+                            "send.accepted", {"command_id": data.command_id, "wamid": result.wamid}
+                        ),
+                        time=_now(),
+                        source=SOURCE,
+                        subject=data.command_id,
+                        correlation_id=data.command_id,
+                        causation_id=attempted.id,
+                        data=SendAcceptedData(
+                            **_ref(data),
+                            attempt=attempt,
+                            decision=plan.decision,
+                            wamid=result.wamid,
+                            wa_id=result.wa_id,
+                            http_status=result.http_status,
+                            message_status=result.message_status,
+                        ),
+                    ),
+                    record.partition,
+                )
+                return
+            if isinstance(result, Unknown):
+                self.metrics.count(plan.endpoint, "indeterminate", None)
+                log.warning("ambiguous send", command_id=data.command_id, detail=result.detail)
+                await self._publish(
+                    SendIndeterminate(
+                        id=derive_id("send.indeterminate", {"command_id": data.command_id}),
+                        time=_now(),
+                        source=SOURCE,
+                        subject=data.command_id,
+                        correlation_id=data.command_id,
+                        causation_id=attempted.id,
+                        data=SendIndeterminateData(
+                            **_ref(data),
+                            attempt=attempt,
+                            decision=plan.decision,
+                            cause="read_timeout_after_send",
+                            detail=result.detail,
+                        ),
+                    ),
+                    record.partition,
+                )
+                return
+            if isinstance(result, Fail):
+                self.metrics.count(plan.endpoint, "failed", result.error.code)
+                await self._fail(
+                    record, command, plan.decision, result.error, attempt, retryable=False
+                )
+                return
+            assert isinstance(result, Retry)
+            last_error = result.error
+            self.metrics.count(plan.endpoint, "retried", result.error.code)
+            if result.throttled:
+                self.pacer.throttled(data.phone_number_id)
+            if result.pair_limited:
+                await asyncio.sleep(
+                    pair_wait_s(attempt - entry.attempts, self.settings.sender_pair_window_s)
+                )
+            else:
+                await asyncio.sleep(
+                    backoff_s(
+                        attempt - entry.attempts,
+                        base_s=self.settings.sender_backoff_base_s,
+                        cap_s=self.settings.sender_backoff_cap_s,
+                        rng=self.rng,
+                    )
+                )
+        self.metrics.count(plan.endpoint, "failed", last_error.code)
+        await self._fail(record, command, plan.decision, last_error, attempt, retryable=True)
+
+    async def _fail(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        command: SendTemplate,
+        decision: Decision,
+        error: ApiError,
+        attempt: int,
+        *,
+        retryable: bool,
+    ) -> None:
+        data = command.data
+        await self._publish(
+            SendFailed(
+                id=new_id(),
+                time=_now(),
+                source=SOURCE,
+                subject=data.command_id,
+                correlation_id=data.command_id,
+                causation_id=command.id,
+                data=SendFailedData(
+                    **_ref(data),
+                    attempt=max(1, attempt),
+                    decision=decision,
+                    error=error,
+                    retryable=retryable,
+                ),
+            ),
+            record.partition,
+        )
+
+    def _template_used(self, data: SendTemplateData) -> None:
+        key = template_key(data.waba_id, data.template.name)
+        current = self.templates.get(key) or TemplateState(data.waba_id, data.template.name)
+        self.templates[key] = TemplateState(
+            current.waba_id,
+            current.name,
+            current.category,
+            current.status,
+            current.approved_at,
+            _now(),
+        )
+
+    # -------------------------------------------------------------- lookups
+    async def _look_up(
+        self, what: Literal["waba_onboarding", "template_category"], data: SendTemplateData
+    ) -> ApiError | None:
+        key = (
+            what,
+            data.waba_id
+            if what == "waba_onboarding"
+            else template_key(data.waba_id, data.template.name),
+        )
+        task = self.lookups.get(key)
+        if task is None or (task.done() and task.exception() is not None):
+            task = asyncio.create_task(self._do_look_up(what, data))
+            self.lookups[key] = task
+        try:
+            await asyncio.shield(task)
+        except Exception as exc:
+            self.lookups.pop(key, None)
+            return ApiError(message=f"{what} lookup failed: {exc}")
+        return None
+
+    async def _do_look_up(self, what: str, data: SendTemplateData) -> None:
+        for attempt in range(1, 4):
+            try:
+                if what == "waba_onboarding":
+                    answer = await self.graph.waba_onboarding(data.waba_id)
+                    observed = AccountOnboardingObserved(
+                        id=new_id(),
+                        time=_now(),
+                        source=SOURCE,
+                        subject=data.waba_id,
+                        correlation_id=data.command_id,
+                        data=AccountOnboardingObservedData(
+                            waba_id=data.waba_id,
+                            marketing_messages_onboarding_status=answer.get(
+                                "marketing_messages_onboarding_status"
+                            ),
+                            disable_marketing_messages_on_cloud_api=answer.get(
+                                "disable_marketing_messages_on_cloud_api"
+                            ),
+                            raw=answer,
+                        ),
+                    )
+                    await self._publish(observed, None, topic=self.account_topic)
+                    state = evolve_waba(self.wabas.get(data.waba_id), observed)
+                    if state is not None:
+                        self.wabas[data.waba_id] = state
+                    return
+                category = await self.graph.template_category(
+                    data.waba_id, data.template.name, data.template.language.code
+                )
+                if category is None:
+                    raise LookupError(
+                        f"template {data.template.name} ({data.template.language.code}) "
+                        "is unknown to the API"
+                    )
+                key = template_key(data.waba_id, data.template.name)
+                current = self.templates.get(key) or TemplateState(data.waba_id, data.template.name)
+                self.templates[key] = TemplateState(
+                    current.waba_id,
+                    current.name,
+                    category,
+                    current.status,
+                    current.approved_at,
+                    current.last_used_at,
+                )
+                return
+            except LookupError:
+                raise
+            except Exception:
+                if attempt == 3:
+                    raise
+                await asyncio.sleep(backoff_s(attempt, base_s=0.2, cap_s=2.0, rng=self.rng))
+
+    # ----------------------------------------------------------- publishing
+    async def _publish(
+        self, event: Message, partition: int | None, *, topic: str | None = None
+    ) -> None:
+        assert self._producer is not None
+        record = encode(event)
+        future = await self._producer.send(
+            topic or self.events_topic,
+            value=record.value,
+            key=record.key,
+            headers=record.headers,
+            partition=partition,
+        )
+        await future
+        if (topic or self.events_topic) == self.events_topic:
+            self.ledger.apply(event)
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], failure: DecodeFailure
+    ) -> None:
+        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        command_id, number = _salvage(record.value)
+        dead = DeadLetterRecorded(
+            id=derive_id("dead_letter.recorded", where),
+            time=_now(),
+            source=SOURCE,
+            subject=f"{record.topic}:{record.partition}:{record.offset}",
+            correlation_id=command_id,
+            data=DeadLetterRecordedData(
+                source_topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
+                value_b64=base64.b64encode(record.value).decode()
+                if record.value is not None
+                else None,
+                headers=tuple((k, base64.b64encode(v).decode()) for k, v in record.headers or ()),
+                reason=failure.reason,
+                detail=failure.detail,
+                errors=failure.errors,
+                consumer=self.settings.sender_group_id,
+            ),
+        )
+        await self._publish(dead, None, topic=self.dead_letter_topic)
+        self.metrics.count(None, "dead_lettered", failure.reason)
+        log.warning(
+            "invalid command dead-lettered",
+            reason=failure.reason,
+            detail=failure.detail,
+            offset=record.offset,
+        )
+        await self._publish(
+            SendRejected(
+                id=derive_id("send.rejected", where),
+                time=_now(),
+                source=SOURCE,
+                subject=command_id or dead.subject,
+                correlation_id=command_id,
+                causation_id=dead.id,
+                data=SendRejectedData(
+                    command_id=command_id,
+                    phone_number_id=number,
+                    reason=failure.reason,
+                    errors=failure.errors or (failure.detail,),
+                    dead_letter_topic=self.dead_letter_topic,
+                ),
+            ),
+            record.partition,
+        )
+
+    # ---------------------------------------------------- rebalance, commits
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Fold each assigned partition's send events into the ledger before any command runs."""
+        partitions = sorted(tp.partition for tp in assigned)
+        if not partitions:
+            return
+        started = time.perf_counter()
+        consumer = AIOKafkaConsumer(
+            client_id="mmbus-sender-ledger",
+            enable_auto_commit=False,
+            **self.settings.kafka_client_options(),
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.events_topic, p) for p in partitions]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            count = 0
+            while not await _caught_up(consumer, end):
+                for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                    for rec in records:
+                        event = decode(rec.value, rec.headers)
+                        if isinstance(event, Message):
+                            self.ledger.apply(event)
+                            count += 1
+        finally:
+            await consumer.stop()
+        log.info(
+            "ledger rebuilt",
+            partitions=partitions,
+            events=count,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._drain(list(revoked))
+        await self._commit()
+        for tp in revoked:
+            self.progress.pop(tp, None)
+            self.committed.pop(tp, None)
+
+    async def _drain(self, tps: list[TopicPartition], timeout_s: float = 30.0) -> None:
+        pending = [t for tp in tps for t in self.tasks.get(tp, set())]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+
+    async def _commit_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self.settings.sender_commit_interval_s)
+            await self._commit()
+
+    async def _commit(self) -> None:
+        if self._consumer is None:
+            return
+        offsets = {}
+        for tp, progress in self.progress.items():
+            position = progress.committable()
+            if position > self.committed.get(tp, -1):
+                offsets[tp] = position
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except Exception as exc:  # a rebalance in progress: the next tick commits
+            log.info("commit deferred", error=type(exc).__name__)
+            return
+        self.committed.update(offsets)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.sender.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.sender.on_assigned(assigned)
+
+
+# ------------------------------------------------------------------ knowledge
+def _apply_knowledge(sender: Sender, event: Message) -> None:
+    waba_id = getattr(event.data, "waba_id", None)
+    if event.type in {"account.updated", "account.onboarding_observed"} and waba_id:
+        state = evolve_waba(sender.wabas.get(waba_id), event)
+        if state is not None:
+            sender.wabas[waba_id] = state
+    elif event.type.startswith("template.") and waba_id:
+        key = template_key(waba_id, getattr(event.data, "name", None) or "")
+        tstate = evolve_template(sender.templates.get(key), event)
+        if tstate is not None:
+            sender.templates[key] = tstate
+    else:
+        user = recipient_key(event)
+        if user:
+            rstate = evolve_recipient(sender.recipients.get(user), event)
+            if rstate is not None:
+                sender.recipients[user] = rstate
+
+
+async def follow_knowledge(sender: Sender, stop: asyncio.Event) -> None:
+    """Fold the account, template, preference and status streams, from the beginning, forever."""
+    consumer = AIOKafkaConsumer(
+        client_id="mmbus-sender-knowledge",
+        enable_auto_commit=False,
+        **sender.settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in sender.knowledge_topics
+            for p in sorted(
+                consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+            )
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batches.values():
+                for rec in records:
+                    event = decode(rec.value, rec.headers)
+                    if isinstance(event, Message):
+                        _apply_knowledge(sender, event)
+            if not sender.knowledge_ready.is_set() and await _caught_up(consumer, end):
+                log.info(
+                    "knowledge caught up",
+                    wabas=len(sender.wabas),
+                    recipients=len(sender.recipients),
+                )
+                sender.knowledge_ready.set()
+    finally:
+        await consumer.stop()
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
+    for tp, last in end.items():
+        if await consumer.position(tp) < last:
+            return False
+    return True
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        raise FatalSenderError(f"topic {topic} does not exist; run `mmbus topics create`")
+    return set(parts)
+
+
+# -------------------------------------------------------------------- helpers
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ref(data: SendTemplateData) -> dict[str, Any]:
+    return {
+        "command_id": data.command_id,
+        "waba_id": data.waba_id,
+        "phone_number_id": data.phone_number_id,
+        "to": data.to,
+        "provider": data.provider,
+        "campaign_id": data.campaign_id,
+        "template_name": data.template.name,
+        "template_language": data.template.language.code,
+    }
+
+
+def _salvage(value: bytes | None) -> tuple[str | None, str | None]:
+    """Best effort: the command id and number of an unreadable command, for the rejection."""
+    try:
+        raw = orjson.loads(value or b"")
+        data = raw.get("data", {}) if isinstance(raw, dict) else {}
+        cid, number = data.get("command_id"), data.get("phone_number_id")
+        return (cid if isinstance(cid, str) else None, number if isinstance(number, str) else None)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None, None
+
+
+async def _until(
+    awaitable: Coroutine[Any, Any, T], stop: asyncio.Event, watch: asyncio.Task[None]
+) -> None:
+    """Wait for ``awaitable`` unless ``stop`` is set or ``watch`` dies first."""
+    main = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({main, stopper, watch}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (main, stopper):
+        if t not in done:
+            t.cancel()
+    if watch in done and watch.exception() is not None:
+        raise FatalSenderError(f"knowledge consumer failed: {watch.exception()}")

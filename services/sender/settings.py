@@ -1,0 +1,69 @@
+"""Sender settings: the common ``MMBUS_*`` ones plus ``MMBUS_SENDER_*``-named fields."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from services.common.settings import CommonSettings
+
+
+class SenderSettings(CommonSettings):
+    sender_group_id: str = Field(default="mmbus-sender", description="Consumer group of senders.")
+    meta_base_url: str = Field(
+        default="https://graph.facebook.com",
+        description="Graph API base URL (the simulator's in tests).",
+    )
+    meta_graph_version: str = Field(default="v23.0", description="Graph API version in the path.")
+    meta_access_token: SecretStr = Field(
+        default=SecretStr(""), description="System-user access token (never logged)."
+    )
+    d360_base_url: str = Field(
+        default="https://waba-v2.360dialog.io", description="360dialog base URL."
+    )
+    d360_api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="JSON: phone number id -> D360-API-KEY (never logged)."
+    )
+    sender_rate_per_s: float = Field(
+        default=80.0, gt=0, le=1000, description="Messages per second per business number."
+    )
+    sender_rate_overrides: dict[str, float] = Field(
+        default_factory=dict, description="JSON: phone number id -> messages per second (<= 1000)."
+    )
+    sender_rate_safety: float = Field(
+        default=0.97,
+        gt=0,
+        le=1,
+        description="Fraction of the limit actually used, so network jitter never pushes over it.",
+    )
+    sender_max_in_flight: int = Field(
+        default=2000, ge=1, description="Commands in progress at once."
+    )
+    sender_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="HTTP attempts per command."
+    )
+    sender_backoff_base_s: float = Field(
+        default=0.2, gt=0, description="First retry waits up to this."
+    )
+    sender_backoff_cap_s: float = Field(default=10.0, gt=0, description="Longest retry wait.")
+    sender_pair_window_s: float = Field(
+        default=6.0, ge=0, description="One message per user per window per number (131056)."
+    )
+    sender_connect_timeout_s: float = Field(default=5.0, gt=0)
+    sender_read_timeout_s: float = Field(
+        default=20.0, gt=0, description="After this the send is ambiguous: send.indeterminate."
+    )
+    sender_indeterminate_policy: Literal["do_not_resend", "resend"] = Field(
+        default="do_not_resend",
+        description="A command with an attempt and no result after a restart: report, or resend.",
+    )
+    sender_template_sync_guard: Literal["hold", "warn", "ignore"] = Field(
+        default="warn", description="New (10 min) or dormant (7 days) marketing templates."
+    )
+    sender_hold_max_s: float = Field(default=900.0, ge=0, description="Longest template-sync hold.")
+    sender_commit_interval_s: float = Field(default=0.2, gt=0)
+    sender_http_port: int = Field(
+        default=9101, ge=0, le=65535, description="Metrics, health and readiness (0: a free port)."
+    )
+    sender_http_host: str = Field(default="127.0.0.1")

@@ -1,0 +1,147 @@
+"""Running a sender against the real broker and the simulator, and reading what it did."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
+
+from services.common.kafka_admin import ensure_project_topics
+from services.common.settings import CommonSettings
+from services.contracts.client import SendCommandPublisher, send_template
+from services.contracts.codec import decode, encode
+from services.contracts.commands import SendTemplate
+from services.contracts.envelope import Message
+from services.contracts.topics import Stream, topic_name
+from services.sender.graph import GraphClient
+from services.sender.routing import command_id_from_callback
+from services.sender.service import TERMINAL_TYPES, Sender
+from services.sender.settings import SenderSettings
+
+
+def sender_settings(kafka: CommonSettings, simulator_url: str, **overrides: Any) -> SenderSettings:
+    values: dict[str, Any] = {
+        **kafka.model_dump(),
+        "meta_base_url": simulator_url,
+        "meta_access_token": SecretStr("sim-token"),
+        "d360_base_url": f"{simulator_url}/360dialog",
+        "sender_group_id": f"{kafka.topic_prefix}sender",
+        "sender_backoff_base_s": 0.02,
+        "sender_backoff_cap_s": 0.2,
+        "sender_commit_interval_s": 0.05,
+        "sender_http_port": 0,
+        **overrides,
+    }
+    return SenderSettings.model_validate(values)
+
+
+@asynccontextmanager
+async def running_sender(settings: SenderSettings) -> AsyncIterator[Sender]:
+    await ensure_project_topics(settings)
+    graph = GraphClient(settings)
+    sender = Sender(settings, graph)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    try:
+        async with asyncio.timeout(60):
+            while not sender.ready:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        yield sender
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 60)
+        finally:
+            await graph.aclose()
+
+
+def command(
+    number: str,
+    to: str,
+    template: str = "spring_sale",
+    category: str | None = "MARKETING",
+    **fields: Any,
+) -> SendTemplate:
+    return send_template(
+        waba_id=fields.pop("waba_id", "102290129340398"),
+        phone_number_id=number,
+        to=to,
+        template_name=template,
+        language="en_US",
+        category=category,
+        source="tests",
+        **fields,
+    )
+
+
+async def publish(settings: CommonSettings, commands: list[SendTemplate]) -> None:
+    await ensure_project_topics(settings)
+    async with SendCommandPublisher.from_settings(settings) as publisher:
+        await publisher.publish_many(commands)
+
+
+async def read_stream(
+    settings: CommonSettings, stream: Stream, *, until: Any, timeout: float = 60
+) -> list[Message]:
+    """Every message of a stream from the beginning, until ``until(messages)`` holds."""
+    consumer = AIOKafkaConsumer(
+        topic_name(stream, settings.topic_prefix),
+        auto_offset_reset="earliest",
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    out: list[Message] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not until(out):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        message = decode(record.value, record.headers)
+                        assert isinstance(message, Message), message
+                        out.append(message)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def publish_events(settings: CommonSettings, stream: Stream, events: list[Message]) -> None:
+    await ensure_project_topics(settings)
+    producer = AIOKafkaProducer(
+        acks="all", enable_idempotence=True, **settings.kafka_client_options()
+    )
+    await producer.start()
+    try:
+        for event in events:
+            record = encode(event)
+            await producer.send_and_wait(
+                topic_name(stream, settings.topic_prefix),
+                record.value,
+                key=record.key,
+                headers=record.headers,
+            )
+    finally:
+        await producer.stop()
+
+
+def terminal_by_command(events: list[Message]) -> Counter[str]:
+    return Counter(
+        e.data.command_id for e in events if e.type in TERMINAL_TYPES and e.data.command_id
+    )
+
+
+def terminals_cover(ids: set[str]) -> Any:
+    return lambda events: ids <= set(terminal_by_command(events))
+
+
+def simulator_sends(client: httpx.Client) -> Counter[str]:
+    """How many times the simulator accepted a message for each command id."""
+    messages = client.get("/_admin/messages").json()["messages"]
+    return Counter(command_id_from_callback(m["callback_data"]) or "?" for m in messages)

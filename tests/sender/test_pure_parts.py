@@ -1,0 +1,105 @@
+"""The sender's small pure parts: result classification, backoff, commit position."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from services.sender.offsets import PartitionProgress
+from services.sender.outcomes import Delivered, Fail, Retry, Transport, Unknown, backoff_s, classify
+
+
+def _graph(code: int) -> dict[str, object]:
+    return {
+        "error": {
+            "code": code,
+            "message": f"(#{code}) x",
+            "type": "OAuthException",
+            "fbtrace_id": "f",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "body", "expected"),
+    [
+        (
+            200,
+            {
+                "messages": [{"id": "wamid.1", "message_status": "accepted"}],
+                "contacts": [{"wa_id": "44"}],
+            },
+            Delivered,
+        ),
+        (200, {"unexpected": True}, Unknown),
+        (Transport("ConnectError", sent=False), None, Retry),
+        (Transport("ReadTimeout", sent=True), None, Unknown),
+        (Transport("RemoteProtocolError", sent=True), None, Unknown),
+        *[
+            (500 if c in (1, 131000) else 400, _graph(c), Retry)
+            for c in (1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057, 133004)
+        ],
+        (503, "<html>Service Unavailable</html>", Retry),
+        (502, None, Retry),
+        (400, _graph(131049), Fail),
+        (400, _graph(131061), Fail),
+        (400, _graph(131063), Fail),
+        (404, _graph(132001), Fail),
+        (401, _graph(190), Fail),
+        (400, _graph(100), Fail),
+    ],
+)
+def test_classify(answer: int | Transport, body: object, expected: type) -> None:
+    assert type(classify(answer, body)) is expected
+
+
+def test_throttle_and_pair_limit_are_flagged() -> None:
+    throttled = classify(400, _graph(130429))
+    paired = classify(400, _graph(131056))
+    assert isinstance(throttled, Retry)
+    assert throttled.throttled
+    assert isinstance(paired, Retry)
+    assert paired.pair_limited
+
+
+def test_failures_keep_code_title_and_details() -> None:
+    body = {
+        "error": {
+            "code": 131063,
+            "message": "(#131063) m",
+            "type": "OAuthException",
+            "error_data": {"details": "d"},
+            "fbtrace_id": "t",
+        }
+    }
+    result = classify(400, body)
+    assert isinstance(result, Fail)
+    assert (
+        result.error.code,
+        result.error.details,
+        result.error.fbtrace_id,
+        result.error.http_status,
+    ) == (131063, "d", "t", 400)
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    rng = random.Random(1)
+    waits = [backoff_s(a, base_s=0.1, cap_s=2.0, rng=rng) for a in range(1, 30)]
+    assert all(0 <= w <= 2.0 for w in waits)
+    assert len(set(waits)) == len(waits)
+
+
+def test_commit_stops_at_the_lowest_unfinished_offset() -> None:
+    progress = PartitionProgress(start=10)
+    for offset in (10, 11, 12, 14):  # 13 is a gap
+        progress.started(offset)
+    assert progress.committable() == 10
+    progress.finished(12)
+    progress.finished(14)
+    assert progress.committable() == 10
+    progress.finished(10)
+    assert progress.committable() == 11
+    progress.finished(11)
+    assert progress.committable() == 15
+    assert progress.in_flight == 0

@@ -1,0 +1,189 @@
+"""The sender on the real broker against the simulator: every command ends exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.common.settings import CommonSettings
+from services.contracts.topics import Stream, topic_name
+from services.contracts.webhook_events import (
+    UserMarketingPreferenceChanged,
+    UserMarketingPreferenceChangedData,
+)
+from services.simulator.server import SimulatorThread
+from services.simulator.settings import SimulatorSettings
+from tests.sender.support import (
+    command,
+    publish,
+    publish_events,
+    read_stream,
+    running_sender,
+    sender_settings,
+    simulator_sends,
+    terminal_by_command,
+    terminals_cover,
+)
+from tests.simulator.support import (
+    FALLBACK_NUMBER,
+    NUMBER,
+    NUMBER_2,
+    STOPPED_USER,
+    US_USER,
+    make_world,
+)
+
+
+@pytest.fixture
+def simulator() -> Iterator[tuple[str, httpx.Client]]:
+    with (
+        SimulatorThread(SimulatorSettings(), make_world(pair_limit_s=0.0)) as server,
+        httpx.Client(base_url=server.base_url) as client,
+    ):
+        yield server.base_url, client
+
+
+async def test_mixed_commands_each_end_exactly_once(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    url, sim = simulator
+    commands = [
+        *[command(NUMBER, f"4479111234{i:02d}") for i in range(20)],  # MM API
+        *[
+            command(NUMBER, f"4915112345{i:03d}", "order_update", "UTILITY") for i in range(10)
+        ],  # Cloud API
+        *[
+            command(NUMBER, f"4479111235{i:02d}", category=None) for i in range(5)
+        ],  # category looked up
+        command(NUMBER, US_USER),  # suppressed: US marketing
+        command(NUMBER, "989123456789", "order_update", "UTILITY"),  # suppressed: sanctioned
+        command(
+            NUMBER, "447911123456", "order_update", "UTILITY", route="marketing_messages"
+        ),  # rejected
+        command(
+            FALLBACK_NUMBER, "447911123499", waba_id="203301230451409"
+        ),  # not onboarded -> fallback
+        command(NUMBER, "447911123498", "max_price_promo", bid_multiplier=1.5),
+    ]
+    await publish(kafka_settings, commands)
+    ids = {c.data.command_id for c in commands}
+    async with running_sender(sender_settings(kafka_settings, url)):
+        events = await read_stream(kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids))
+    terminals = terminal_by_command(events)
+    assert set(terminals) == ids
+    assert set(terminals.values()) == {1}, "exactly one terminal event per command"
+    by_type = {e.data.command_id: e.type for e in events if e.type != "send.attempted"}
+    assert by_type[commands[35].data.command_id] == "send.suppressed"
+    assert by_type[commands[36].data.command_id] == "send.suppressed"
+    assert by_type[commands[37].data.command_id] == "send.rejected"
+    accepted = {e.data.command_id: e for e in events if e.type == "send.accepted"}
+    assert len(accepted) == 37
+    sends = simulator_sends(sim)
+    assert set(sends) == set(accepted)
+    assert set(sends.values()) == {1}, "the simulator received each accepted message exactly once"
+    stored = {m["wamid"]: m for m in sim.get("/_admin/messages").json()["messages"]}
+    for event in accepted.values():
+        assert stored[event.data.wamid]["endpoint"] == event.data.decision.endpoint
+    fallback = accepted[commands[38].data.command_id]
+    assert stored[fallback.data.wamid]["route"] == "cloud_api_fallback"
+    observed = await read_stream(kafka_settings, Stream.ACCOUNT, until=lambda m: len(m) >= 2)
+    assert {e.data.waba_id for e in observed if e.type == "account.onboarding_observed"} == {
+        "102290129340398",
+        "203301230451409",
+    }
+    # Every attempt was durable before its call: attempted precedes the result, per command.
+    for cid in accepted:
+        kinds = [e.type for e in events if e.data.command_id == cid]
+        assert kinds[0] == "send.attempted"
+        assert kinds[-1] == "send.accepted"
+
+
+async def test_poison_records_are_dead_lettered_and_the_consumer_goes_on(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    url, _ = simulator
+    good_before, good_after = command(NUMBER, "447911123401"), command(NUMBER, "447911123402")
+    await publish(kafka_settings, [good_before])
+    producer = AIOKafkaProducer(**kafka_settings.kafka_client_options())
+    await producer.start()
+    topic = topic_name(Stream.SEND_COMMANDS, kafka_settings.topic_prefix)
+    bad_phone = orjson.loads(good_before.model_dump_json())
+    bad_phone["data"]["to"] = "12345"
+    bad_phone["data"]["command_id"] = "0b1f4f0a-9d0e-4d7e-8c1a-2f3e4d5c6b7a"
+    unknown = {**orjson.loads(good_before.model_dump_json()), "type": "send.sms"}
+    try:
+        for value in (
+            b'{"type": "send.template", "version": 1, "da',
+            orjson.dumps(unknown),
+            orjson.dumps(bad_phone),
+        ):
+            await producer.send_and_wait(topic, value, key=NUMBER.encode())
+    finally:
+        await producer.stop()
+    await publish(kafka_settings, [good_after])
+    async with running_sender(sender_settings(kafka_settings, url)):
+        events = await read_stream(
+            kafka_settings,
+            Stream.SEND_EVENTS,
+            until=lambda es: (
+                {good_before.data.command_id, good_after.data.command_id}
+                <= set(terminal_by_command(es))
+                and sum(e.type == "send.rejected" for e in es) >= 3
+            ),
+        )
+        dead = await read_stream(kafka_settings, Stream.DEAD_LETTERS, until=lambda m: len(m) >= 3)
+    assert sorted(d.data.reason for d in dead) == [
+        "invalid_json",
+        "invalid_message",
+        "unknown_type",
+    ]
+    phone = next(d for d in dead if d.data.reason == "invalid_message")
+    assert any("data.to" in e for e in phone.data.errors)
+    assert phone.data.value_b64
+    assert phone.data.source_topic == topic
+    rejected = [e for e in events if e.type == "send.rejected"]
+    assert {r.data.command_id for r in rejected} >= {"0b1f4f0a-9d0e-4d7e-8c1a-2f3e4d5c6b7a"}
+    assert all(r.data.dead_letter_topic for r in rejected)
+    kinds = {e.data.command_id: e.type for e in events if e.type == "send.accepted"}
+    assert set(kinds) == {good_before.data.command_id, good_after.data.command_id}
+
+
+async def test_opted_out_user_from_the_preference_stream_is_suppressed(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    url, sim = simulator
+    stop = UserMarketingPreferenceChanged(
+        id="pref-1",
+        time=datetime.now(UTC),
+        source="tests",
+        subject=STOPPED_USER,
+        data=UserMarketingPreferenceChangedData(
+            user_id=STOPPED_USER,
+            preference="stop",
+            timestamp=datetime.now(UTC),
+            waba_id="102290129340398",
+        ),
+    )
+    await publish_events(kafka_settings, Stream.PREFERENCES, [stop])
+    marketing, utility = (
+        command(NUMBER, STOPPED_USER),
+        command(NUMBER_2, STOPPED_USER, "order_update", "UTILITY"),
+    )
+    await publish(kafka_settings, [marketing, utility])
+    ids = {marketing.data.command_id, utility.data.command_id}
+    async with running_sender(sender_settings(kafka_settings, url)):
+        events = await read_stream(kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids))
+    final = {e.data.command_id: e for e in events if e.type != "send.attempted"}
+    suppressed = final[marketing.data.command_id]
+    assert suppressed.type == "send.suppressed"
+    assert suppressed.data.rule == "user_stopped_marketing"
+    assert any("pref-1" in r for r in suppressed.data.decision.reasons), (
+        "the decision names its evidence"
+    )
+    assert final[utility.data.command_id].type == "send.accepted"
+    assert set(simulator_sends(sim)) == {utility.data.command_id}
