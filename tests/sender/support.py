@@ -89,7 +89,7 @@ async def publish(settings: CommonSettings, commands: list[SendTemplate]) -> Non
 
 
 async def read_stream(
-    settings: CommonSettings, stream: Stream, *, until: Any, timeout: float = 60
+    settings: CommonSettings, stream: Stream, *, until: Any, deadline_s: float = 60
 ) -> list[Message]:
     """Every message of a stream from the beginning, until ``until(messages)`` holds."""
     consumer = AIOKafkaConsumer(
@@ -100,7 +100,7 @@ async def read_stream(
     await consumer.start()
     out: list[Message] = []
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(deadline_s):
             while not until(out):
                 for records in (await consumer.getmany(timeout_ms=200)).values():
                     for record in records:
