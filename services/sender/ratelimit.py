@@ -1,14 +1,21 @@
-"""Per-number pacing: evenly spaced send slots, slowed down when Meta says 130429.
+"""Per-number pacing: evenly spaced send slots, and a hard cap on actual calls.
 
-Each ``acquire`` reserves the next free slot of its number (spacing 1/rate), so
-no one-second window ever holds more than the rate. A 130429 halves the
-number's pace; each success wins back 1 %, up to the configured rate.
+``acquire`` reserves the number's next free slot (spacing 1/rate) and keeps the
+traffic smooth. Between the slot and the HTTP call the sender writes
+``send.attempted`` to Kafka, and acknowledgements arrive in batches, so sends
+can bunch up again; ``admit``, called right before each call, is the guarantee:
+a sliding window of the number's actual call times never holds more than the
+rate, with a margin for network jitter, and a small token bucket keeps a stall
+from releasing a second's worth of calls at once. A 130429 halves the number's pace; each
+success wins back 1 %, up to the configured rate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 
@@ -18,14 +25,19 @@ class _Pace:
     factor: float = 1.0
     next_slot: float = 0.0
     waiting: int = 0
+    recent: deque[float] = field(default_factory=deque)
+    tokens: float = 1.0
+    refilled: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class NumberPacer:
     default_rate: float
     overrides: dict[str, float] = field(default_factory=dict)
-    safety: float = 0.97
+    safety: float = 0.92
     min_factor: float = 0.1
+    window_s: float = 1.05  # one second, plus a margin for jitter between here and the API
+    burst_s: float = 0.1  # after a stall, catch up with at most this much traffic at once
     _paces: dict[str, _Pace] = field(default_factory=dict)
 
     def _pace(self, number: str) -> _Pace:
@@ -49,6 +61,30 @@ class NumberPacer:
             finally:
                 pace.waiting -= 1
         return wait
+
+    async def admit(self, number: str) -> float:
+        """Right before the call: wait until the last window holds fewer calls than the rate."""
+        pace = self._pace(number)
+        rate = pace.rate * pace.factor
+        limit = max(1, math.floor(rate))
+        burst = max(1.0, rate * self.burst_s)
+        waited = 0.0
+        while True:
+            now = time.monotonic()
+            pace.tokens = min(burst, pace.tokens + (now - pace.refilled) * rate)
+            pace.refilled = now
+            while pace.recent and now - pace.recent[0] >= self.window_s:
+                pace.recent.popleft()
+            if len(pace.recent) < limit and pace.tokens >= 1.0:
+                pace.tokens -= 1.0  # no await between the checks and the updates
+                pace.recent.append(now)
+                return waited
+            pause = max(
+                (1.0 - pace.tokens) / rate,
+                pace.recent[0] + self.window_s - now if len(pace.recent) >= limit else 0.0,
+            )
+            waited += pause
+            await asyncio.sleep(pause)
 
     def throttled(self, number: str) -> None:
         pace = self._pace(number)

@@ -160,6 +160,9 @@ class Sender:
         )
         self.lookups: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        # aiokafka may hand out records of a new partition before its assignment
+        # callback has finished; records wait here until their ledger is rebuilt.
+        self.gates: dict[int, asyncio.Event] = {}
         self.knowledge_ready = asyncio.Event()
         self.consuming = asyncio.Event()
         self.fatal: BaseException | None = None
@@ -214,11 +217,15 @@ class Sender:
         assert self._consumer is not None
         self.consuming.set()
         while not stop.is_set() and self.fatal is None:
-            batches = await self._consumer.getmany(timeout_ms=200)
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=100)
             for tp, records in batches.items():
-                for record in records:
+                for i, record in enumerate(records, 1):
                     await self._slots.acquire()
                     self._start(tp, record)
+                    if i % 20 == 0:
+                        # Let admitted calls go out between chunks of intake: a long
+                        # intake turn would hold them back and bunch them at the API.
+                        await asyncio.sleep(0)
 
     def _start(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         progress = self.progress.setdefault(tp, PartitionProgress(record.offset))
@@ -234,8 +241,12 @@ class Sender:
 
         task.add_done_callback(done)
 
+    def _gate(self, partition: int) -> asyncio.Event:
+        return self.gates.setdefault(partition, asyncio.Event())
+
     async def _process(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
+            await self._gate(tp.partition).wait()
             await self._handle(record)
         except asyncio.CancelledError:
             raise
@@ -438,6 +449,7 @@ class Sender:
                 data=SendAttemptedData(**_ref(data), attempt=attempt, decision=plan.decision),
             )
             await self._publish(attempted, record.partition)  # durable before the call
+            self.metrics.limiter_wait.observe(await self.pacer.admit(data.phone_number_id))
             result, seconds = await self.graph.send(
                 data.provider, data.phone_number_id, plan.endpoint, plan.body
             )
@@ -709,8 +721,19 @@ class Sender:
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Fold each assigned partition's send events into the ledger before any command runs."""
         partitions = sorted(tp.partition for tp in assigned)
+        gates = [self._gate(p) for p in partitions]  # closed until the ledger is whole
         if not partitions:
             return
+        try:
+            await self._rebuild(partitions)
+        except Exception as exc:
+            log.exception("ledger rebuild failed; stopping", partitions=partitions)
+            self.fatal = exc
+            return
+        for gate in gates:
+            gate.set()
+
+    async def _rebuild(self, partitions: list[int]) -> None:
         started = time.perf_counter()
         consumer = AIOKafkaConsumer(
             client_id="mmbus-sender-ledger",
@@ -741,11 +764,18 @@ class Sender:
         )
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            gate = self.gates.get(tp.partition)
+            if gate is not None and not gate.is_set():
+                # Never started: the partition's next owner will process them.
+                for task in self.tasks.get(tp, set()):
+                    task.cancel()
         await self._drain(list(revoked))
         await self._commit()
         for tp in revoked:
             self.progress.pop(tp, None)
             self.committed.pop(tp, None)
+            self.gates.pop(tp.partition, None)
 
     async def _drain(self, tps: list[TopicPartition], timeout_s: float = 30.0) -> None:
         pending = [t for tp in tps for t in self.tasks.get(tp, set())]

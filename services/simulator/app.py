@@ -79,8 +79,10 @@ class Simulator:
         self.burst_left = 0
         self.behaviour = Behaviour()
         self.rng = random.Random(settings.random_seed)
-        self.calls: list[dict[str, Any]] = []
-        self.messages: dict[str, dict[str, Any]] = {}
+        # Kept as JSON bytes: millions of small dicts would make every GC pass long,
+        # and a paused simulator bunches the calls it then records.
+        self.calls: list[bytes] = []
+        self.messages: dict[str, bytes] = {}
         self.counters: Counter[str] = Counter()
         self._call_seq = itertools.count(1)
         self._wamid_seq = itertools.count(1)
@@ -114,7 +116,7 @@ class Simulator:
         if entry.get("code") is not None:
             self.counters[f"codes.{entry['code']}"] += 1
         if len(self.calls) < self.settings.max_recorded_calls:
-            self.calls.append(entry)
+            self.calls.append(orjson.dumps(entry))
 
     def new_wamid(self) -> str:
         return f"wamid.SIM{next(self._wamid_seq):012d}{secrets.token_hex(6).upper()}"
@@ -154,23 +156,25 @@ class Simulator:
             and self.rng.random() < self.behaviour.held_probability
         )
         status = "held_for_quality_assessment" if held else "accepted"
-        self.messages[wamid] = {
-            "wamid": wamid,
-            "endpoint": call.endpoint,
-            "provider": call.provider,
-            "route": accepted.route,
-            "pricing_category": accepted.pricing_category,
-            "phone_number_id": accepted.phone_number_id,
-            "waba_id": accepted.waba_id,
-            "to": accepted.to,
-            "template": accepted.template.name,
-            "language": accepted.template.language,
-            "category": accepted.template.category,
-            "callback_data": accepted.callback_data,
-            "message_status": status,
-            "later_failure": accepted.later_failure.code if accepted.later_failure else None,
-            "accepted_at": time.time(),
-        }
+        self.messages[wamid] = orjson.dumps(
+            {
+                "wamid": wamid,
+                "endpoint": call.endpoint,
+                "provider": call.provider,
+                "route": accepted.route,
+                "pricing_category": accepted.pricing_category,
+                "phone_number_id": accepted.phone_number_id,
+                "waba_id": accepted.waba_id,
+                "to": accepted.to,
+                "template": accepted.template.name,
+                "language": accepted.template.language,
+                "category": accepted.template.category,
+                "callback_data": accepted.callback_data,
+                "message_status": status,
+                "later_failure": accepted.later_failure.code if accepted.later_failure else None,
+                "accepted_at": time.time(),
+            }
+        )
         number = self.world.number(accepted.phone_number_id)
         assert number is not None
         for planned in plan(
@@ -509,7 +513,7 @@ async def admin_behaviour(request: Request) -> Response:
 async def admin_calls(request: Request) -> Response:
     sim = _sim(request)
     q = request.query_params
-    calls = sim.calls
+    calls = [orjson.loads(c) for c in sim.calls]
     if "endpoint" in q:
         calls = [c for c in calls if c["endpoint"] == q["endpoint"]]
     if "outcome" in q:
@@ -521,7 +525,7 @@ async def admin_calls(request: Request) -> Response:
 
 
 async def admin_messages(request: Request) -> Response:
-    return json_response({"messages": list(_sim(request).messages.values())})
+    return json_response({"messages": [orjson.loads(m) for m in _sim(request).messages.values()]})
 
 
 async def admin_counters(request: Request) -> Response:

@@ -145,3 +145,40 @@ def simulator_sends(client: httpx.Client) -> Counter[str]:
     """How many times the simulator accepted a message for each command id."""
     messages = client.get("/_admin/messages").json()["messages"]
     return Counter(command_id_from_callback(m["callback_data"]) or "?" for m in messages)
+
+
+def max_in_any_second(times: list[float]) -> int:
+    """The most events inside any one-second window (sliding, closed on the left)."""
+    times = sorted(times)
+    best, left = 0, 0
+    for right, t in enumerate(times):
+        while t - times[left] >= 1.0:
+            left += 1
+        best = max(best, right - left + 1)
+    return best
+
+
+def calls_per_number(client: httpx.Client) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    after = 0
+    while True:
+        page = client.get("/_admin/calls", params={"after_seq": after, "limit": 5000}).json()[
+            "calls"
+        ]
+        if not page:
+            return out
+        for call in page:
+            out.setdefault(call["phone_number_id"], []).append(call)
+        after = page[-1]["seq"]
+
+
+def recipient_order(client: httpx.Client) -> dict[tuple[str, str], list[str]]:
+    """Command ids per (number, recipient), in the order the simulator accepted them."""
+    order: dict[tuple[str, str], list[str]] = {}
+    for number, calls in calls_per_number(client).items():
+        for call in calls:
+            if call["outcome"] == "accepted":
+                payload = call["payload"]
+                cid = command_id_from_callback(payload.get("biz_opaque_callback_data")) or "?"
+                order.setdefault((number, payload["to"]), []).append(cid)
+    return order

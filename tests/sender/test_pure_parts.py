@@ -103,3 +103,28 @@ def test_commit_stops_at_the_lowest_unfinished_offset() -> None:
     progress.finished(11)
     assert progress.committable() == 15
     assert progress.in_flight == 0
+
+
+async def test_admit_never_lets_a_window_hold_more_than_the_rate() -> None:
+    import time
+
+    from services.sender.ratelimit import NumberPacer
+
+    pacer = NumberPacer(default_rate=50, safety=1.0, window_s=0.2)
+    stamps: list[float] = []
+
+    async def call() -> None:
+        await pacer.admit("n")
+        stamps.append(time.monotonic())
+
+    import asyncio
+
+    await asyncio.gather(*(call() for _ in range(30)))
+    stamps.sort()
+    # At most 50 per 0.2 s window... i.e. all 30 fit; tighten: rate 10 -> 10 per window.
+    pacer = NumberPacer(default_rate=10, safety=1.0, window_s=0.2)
+    stamps = []
+    await asyncio.gather(*(call() for _ in range(25)))
+    stamps.sort()
+    for i, t in enumerate(stamps):
+        assert sum(1 for u in stamps[i:] if u - t < 0.2) <= 10

@@ -1,0 +1,287 @@
+"""The sender's promises under load, failure and a crash, on the real broker and the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from bench.harness import free_port, serve
+from services.common.settings import CommonSettings
+from services.contracts.commands import SendTemplate
+from services.contracts.topics import Stream
+from services.simulator.world import PhoneNumber, Portfolio, Template, Waba, World
+from tests.sender.support import (
+    calls_per_number,
+    command,
+    max_in_any_second,
+    publish,
+    read_stream,
+    recipient_order,
+    simulator_sends,
+    terminal_by_command,
+    terminals_cover,
+)
+
+WABA = "102290129340398"
+NUMBERS = [f"1065403522429{i:02d}" for i in range(5)]
+LIMIT_PER_S = 80
+
+
+def load_world() -> World:
+    return World(
+        portfolios=(Portfolio(id="1029384756473829"),),
+        wabas=(Waba(id=WABA, business_id="1029384756473829", onboarding_status="ONBOARDED"),),
+        phone_numbers=tuple(
+            PhoneNumber(
+                id=n, waba_id=WABA, display_phone_number="15550001111", throughput_per_s=LIMIT_PER_S
+            )
+            for n in NUMBERS
+        ),
+        templates=(
+            Template(waba_id=WABA, name="spring_sale", language="en_US", category="MARKETING"),
+            Template(waba_id=WABA, name="order_update", language="en_US", category="UTILITY"),
+        ),
+        access_tokens=frozenset({"sim-token"}),
+        pair_limit_s=6.0,
+    )
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[tuple[str, httpx.Client]]:
+    """The simulator in a process of its own, so its clock sees calls as they arrive."""
+    seed = tmp_path / "world.yaml"
+    seed.write_text(yaml.safe_dump(load_world().model_dump(mode="json")))
+    port = free_port()
+    with (
+        serve(
+            ["-m", "services.cli", "simulator", "--port", str(port), "--seed", str(seed)],
+            port,
+            "/_admin/health",
+        ) as base,
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
+        yield base, client
+
+
+def campaign(total: int, per_recipient: int) -> list[SendTemplate]:
+    """``total`` commands over the five numbers; each recipient gets ``per_recipient`` in a row."""
+    out = []
+    for i in range(total):
+        recipient = i // per_recipient
+        number = NUMBERS[recipient % len(NUMBERS)]
+        template = ("spring_sale", "MARKETING") if i % 3 else ("order_update", "UTILITY")
+        out.append(
+            command(
+                number, f"447{700000000 + recipient}", template[0], template[1], campaign_id="load"
+            )
+        )
+    return out
+
+
+def assert_rate_kept(sim: httpx.Client) -> None:
+    for number, calls in calls_per_number(sim).items():
+        assert max_in_any_second([c["at"] for c in calls]) <= LIMIT_PER_S, number
+        assert not [c for c in calls if c.get("code") == 130429], "never throttled by the API"
+
+
+def assert_order_kept(sim: httpx.Client, commands: list[SendTemplate]) -> None:
+    expected: dict[tuple[str, str], list[str]] = {}
+    for c in commands:
+        expected.setdefault((c.data.phone_number_id, c.data.to), []).append(c.data.command_id)
+    for lane, seen in recipient_order(sim).items():
+        assert seen == [cid for cid in expected[lane] if cid in set(seen)], lane
+
+
+async def test_ten_thousand_commands_for_five_numbers(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    url, sim = simulator
+    commands = campaign(10_000, per_recipient=2)
+    await publish(kafka_settings, commands)
+    ids = {c.data.command_id for c in commands}
+    with stopped_at_end(_sender_process(kafka_settings, url, MMBUS_SENDER_MAX_IN_FLIGHT="4000")):
+        events = await read_stream(
+            kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids), deadline_s=240
+        )
+    terminals = terminal_by_command(events)
+    assert set(terminals) == ids
+    assert set(terminals.values()) == {1}, "exactly one terminal event per command"
+    accepted = {e.data.command_id for e in events if e.type == "send.accepted"}
+    assert accepted == ids
+    sends = simulator_sends(sim)
+    assert set(sends) == accepted
+    assert set(sends.values()) == {1}, "each accepted message reached the API exactly once"
+    assert_rate_kept(sim)
+    assert_order_kept(sim, commands)
+
+
+async def test_thirty_percent_failures_still_all_accepted(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    url, sim = simulator
+    sim.put(
+        "/_admin/faults",
+        json={
+            "error_rates": {"131000": 0.08, "1": 0.04, "133004": 0.04, "130429": 0.04},
+            "http_5xx_rate": 0.10,
+        },
+    ).raise_for_status()
+    commands = campaign(600, per_recipient=2)
+    await publish(kafka_settings, commands)
+    ids = {c.data.command_id for c in commands}
+    sender = _sender_process(
+        kafka_settings,
+        url,
+        MMBUS_SENDER_MAX_ATTEMPTS="20",
+        MMBUS_SENDER_BACKOFF_BASE_S="0.05",
+        MMBUS_SENDER_BACKOFF_CAP_S="1",
+    )
+    with stopped_at_end(sender):
+        events = await read_stream(
+            kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids), deadline_s=240
+        )
+    final = {e.data.command_id: e.type for e in events if e.type != "send.attempted"}
+    assert set(final.values()) == {"send.accepted"}
+    assert set(terminal_by_command(events).values()) == {1}
+    calls = [c for cs in calls_per_number(sim).values() for c in cs]
+    failed = sum(c["outcome"] != "accepted" for c in calls)
+    assert 0.2 < failed / len(calls) < 0.4, "the fault plan really failed about 30% of calls"
+    assert set(simulator_sends(sim).values()) == {1}
+    for number, number_calls in calls_per_number(sim).items():
+        assert max_in_any_second([c["at"] for c in number_calls]) <= LIMIT_PER_S, number
+    assert_order_kept(sim, commands)
+
+
+def _sender_process(kafka: CommonSettings, url: str, **extra: str) -> subprocess.Popen[bytes]:
+    """A sender in its own process, as in production (and so its timing is its own)."""
+    env = {
+        **os.environ,
+        "MMBUS_KAFKA_BOOTSTRAP_SERVERS": kafka.kafka_bootstrap_servers,
+        "MMBUS_TOPIC_PREFIX": kafka.topic_prefix,
+        "MMBUS_PARTITIONS": str(kafka.partitions),
+        "MMBUS_META_BASE_URL": url,
+        "MMBUS_META_ACCESS_TOKEN": "sim-token",
+        "MMBUS_SENDER_GROUP_ID": f"{kafka.topic_prefix}sender",
+        "MMBUS_SENDER_HTTP_PORT": "0",
+        "MMBUS_SENDER_RATE_PER_S": str(LIMIT_PER_S),
+        "MMBUS_SENDER_COMMIT_INTERVAL_S": "0.05",
+        "MMBUS_LOG_FORMAT": "json",
+        "MMBUS_LOG_LEVEL": "INFO",
+        **extra,
+    }
+    log = open(f"/tmp/sender-{kafka.topic_prefix}{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "sender"], env=env, stderr=log)
+
+
+async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    url, sim = simulator
+    commands = campaign(3000, per_recipient=1)
+    await publish(kafka_settings, commands)
+    ids = {c.data.command_id for c in commands}
+
+    first = _sender_process(kafka_settings, url)
+    try:
+        # Let it get well into the run, then kill it without any chance to clean up.
+        await read_stream(
+            kafka_settings,
+            Stream.SEND_EVENTS,
+            until=lambda es: len(terminal_by_command(es)) >= 600,
+            deadline_s=120,
+        )
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    await asyncio.sleep(0.5)  # let in-flight acknowledgements settle before taking the snapshot
+    snapshot = await read_stream(kafka_settings, Stream.SEND_EVENTS, until=lambda es: True)
+    snapshot = await _read_to_end(kafka_settings)
+    open_at_kill = {e.data.command_id for e in snapshot if e.type == "send.attempted"} - set(
+        terminal_by_command(snapshot)
+    )
+    done_at_kill = set(terminal_by_command(snapshot))
+    assert 0 < len(done_at_kill) < len(ids), "the kill came mid-run"
+
+    second = _sender_process(kafka_settings, url)
+    try:
+        events = await read_stream(
+            kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids), deadline_s=240
+        )
+    finally:
+        second.terminate()
+        assert second.wait(timeout=60) == 0, "SIGTERM ends the sender cleanly"
+
+    terminals = terminal_by_command(events)
+    assert set(terminals) == ids, "no command lost"
+    twice = [cid for cid, n in terminals.items() if n > 1]
+    assert not twice, [
+        (
+            e.type,
+            str(e.time)[11:23],
+            getattr(e.data, "attempt", None),
+            getattr(e.data, "cause", None),
+        )
+        for e in events
+        if e.data.command_id == twice[0]
+    ]
+    indeterminate = {e.data.command_id for e in events if e.type == "send.indeterminate"}
+    assert indeterminate <= open_at_kill, "only commands in flight at the kill are indeterminate"
+    sends = simulator_sends(sim)
+    assert all(n == 1 for n in sends.values()), "no message sent twice"
+    accepted = {e.data.command_id for e in events if e.type == "send.accepted"}
+    assert accepted <= set(sends)
+    assert set(sends) - accepted <= indeterminate, (
+        "a send without send.accepted is reported indeterminate"
+    )
+
+
+@contextmanager
+def stopped_at_end(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def _read_to_end(settings: CommonSettings) -> list:  # type: ignore[type-arg]
+    from aiokafka import AIOKafkaConsumer
+
+    from services.contracts.codec import decode
+    from services.contracts.envelope import Message
+    from services.contracts.topics import topic_name
+
+    consumer = AIOKafkaConsumer(auto_offset_reset="earliest", **settings.kafka_client_options())
+    await consumer.start()
+    out: list[Message] = []
+    try:
+        topic = topic_name(Stream.SEND_EVENTS, settings.topic_prefix)
+        from aiokafka import TopicPartition
+
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        end = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        while any([await consumer.position(tp) < end[tp] for tp in tps]):
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    m = decode(r.value, r.headers)
+                    if isinstance(m, Message):
+                        out.append(m)
+    finally:
+        await consumer.stop()
+    return out
