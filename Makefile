@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean bench-simulator
+.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean bench-simulator bench-sender
 
 help:
 	@echo "make run        set up everything and run the main job"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint       ruff + mypy --strict + schema drift check"
 	@echo "make schemas    regenerate schemas/ from the models"
 	@echo "make bench-simulator  simulator req/s vs a raw ASGI endpoint"
+	@echo "make bench-sender     sender sends/s vs raw aiokafka+httpx and a naive FastStream handler"
 
 prereqs:
 	@scripts/ensure-prereqs.sh
@@ -57,6 +58,9 @@ fmt: install
 bench-simulator: install
 	@scripts/ensure-prereqs.sh --bench
 	$(BIN)/python -m bench.simulator
+
+bench-sender: install kafka-jars
+	$(BIN)/python -m bench.sender
 
 kafka-up: install kafka-jars
 	$(BIN)/mmbus kafka up

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import ssl
 import time
 from typing import Any
 
@@ -40,8 +41,10 @@ class GraphClient:
         limits = httpx.Limits(
             max_connections=connections_per_shard, max_keepalive_connections=connections_per_shard
         )
+        tls = ssl.create_default_context()  # loading the CA bundle once, not once per shard
         self._clients = [
-            httpx.AsyncClient(http2=True, timeout=timeout, limits=limits) for _ in range(shards)
+            httpx.AsyncClient(http2=True, timeout=timeout, limits=limits, verify=tls)
+            for _ in range(shards)
         ]
         self._turn = itertools.cycle(self._clients)
 

@@ -177,8 +177,15 @@ class Sender:
 
     async def run(self, stop: asyncio.Event) -> None:
         options = self.settings.kafka_client_options()
+        # Large batches: an idempotent producer has one request in flight per partition,
+        # and 16 KB batches (the default) held only ~16 send events each.
         self._producer = AIOKafkaProducer(
-            acks="all", enable_idempotence=True, linger_ms=2, client_id="mmbus-sender", **options
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=1024 * 1024,
+            client_id="mmbus-sender",
+            **options,
         )
         await self._producer.start()
         knowledge = asyncio.create_task(follow_knowledge(self, stop), name="sender-knowledge")

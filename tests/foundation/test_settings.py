@@ -4,8 +4,11 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from services.common.settings import ENV_PREFIX, CommonSettings
+from services.sender.settings import SenderSettings
+from services.simulator.settings import SimulatorSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -26,11 +29,21 @@ def test_invalid_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
         CommonSettings()
 
 
-def test_every_setting_is_documented_in_the_readme() -> None:
+@pytest.mark.parametrize(
+    ("settings", "prefix"),
+    [
+        (CommonSettings, ENV_PREFIX),
+        (SenderSettings, ENV_PREFIX),
+        (SimulatorSettings, "MMBUS_SIMULATOR_"),
+    ],
+)
+def test_every_setting_is_documented_in_the_readme(
+    settings: type[BaseSettings], prefix: str
+) -> None:
     text = README.read_text()
     missing = [
-        f"{ENV_PREFIX}{name.upper()}"
-        for name in CommonSettings.model_fields
-        if f"{ENV_PREFIX}{name.upper()}" not in text
+        f"{prefix}{name.upper()}"
+        for name in settings.model_fields
+        if f"{prefix}{name.upper()}" not in text
     ]
     assert not missing, f"README lacks {missing}"

@@ -187,3 +187,58 @@ async def test_opted_out_user_from_the_preference_stream_is_suppressed(
     )
     assert final[utility.data.command_id].type == "send.accepted"
     assert set(simulator_sends(sim)) == {utility.data.command_id}
+
+
+async def test_read_timeout_after_send_is_indeterminate_and_not_resent(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    url, sim = simulator
+    sim.put(
+        "/_admin/faults", json={"timeout_after_accept_rate": 1.0, "timeout_hang_s": 3}
+    ).raise_for_status()
+    ambiguous = command(NUMBER, "447911123477")
+    await publish(kafka_settings, [ambiguous])
+    settings = sender_settings(kafka_settings, url, sender_read_timeout_s=0.5)
+    async with running_sender(settings):
+        events = await read_stream(
+            kafka_settings, Stream.SEND_EVENTS, until=terminals_cover({ambiguous.data.command_id})
+        )
+    kinds = [e.type for e in events if e.data.command_id == ambiguous.data.command_id]
+    assert kinds == ["send.attempted", "send.indeterminate"], (
+        "an ambiguous send is never retried blindly"
+    )
+    final = events[-1]
+    assert final.data.cause == "read_timeout_after_send"
+    assert simulator_sends(sim)[ambiguous.data.command_id] == 1, "Meta has it exactly once"
+
+
+async def test_metrics_health_and_readiness(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    from services.sender.main import http_app
+
+    url, _ = simulator
+    one = command(NUMBER, "447911123466")
+    await publish(kafka_settings, [one])
+    async with running_sender(sender_settings(kafka_settings, url)) as sender:
+        await read_stream(
+            kafka_settings, Stream.SEND_EVENTS, until=terminals_cover({one.data.command_id})
+        )
+        transport = httpx.ASGITransport(app=http_app(sender))
+        async with httpx.AsyncClient(transport=transport, base_url="http://sender") as client:
+            ready = await client.get("/ready")
+            health = await client.get("/health")
+            metrics = (await client.get("/metrics")).text
+    assert ready.status_code == 200
+    assert ready.json()["knowledge_caught_up"] is True
+    assert health.json() == {"status": "ok"}
+    assert (
+        'mmbus_sender_sends_total{code="",outcome="accepted",route="marketing_messages"} 1.0'
+        in metrics
+    )
+    for name in (
+        "mmbus_sender_in_flight",
+        "mmbus_sender_rate_limiter_wait_seconds",
+        "mmbus_sender_http_latency_seconds",
+    ):
+        assert name in metrics
