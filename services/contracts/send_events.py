@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from services.contracts.commands import ProductPolicy, Provider
 from services.contracts.envelope import Frozen, Message
@@ -60,6 +60,9 @@ class SendAcceptedData(SendAcceptedDataV1):
 
     message_status: Literal["accepted", "held_for_quality_assessment"] | str | None = Field(
         default=None, description="None when unknown (events written as v1)."
+    )
+    requested_at: AwareDatetime | None = Field(
+        default=None, description="When the accepted call left the sender (None before v2)."
     )
 
 

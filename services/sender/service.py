@@ -457,6 +457,7 @@ class Sender:
             )
             await self._publish(attempted, record.partition)  # durable before the call
             self.metrics.limiter_wait.observe(await self.pacer.admit(data.phone_number_id))
+            requested_at = _now()
             result, seconds = await self.graph.send(
                 data.provider, data.phone_number_id, plan.endpoint, plan.body
             )
@@ -484,6 +485,7 @@ class Sender:
                             wa_id=result.wa_id,
                             http_status=result.http_status,
                             message_status=result.message_status,
+                            requested_at=requested_at,
                         ),
                     ),
                     record.partition,

@@ -105,7 +105,7 @@ def test_up_is_idempotent_and_down_stops_only_its_own(own_broker: str) -> None:
 
 def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path) -> None:
     name = f"pytest-foreign-{uuid.uuid4().hex[:8]}"
-    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stranger = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     try:
         lay = broker.layout(name)
         lay.root.mkdir(parents=True)

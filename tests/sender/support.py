@@ -49,11 +49,13 @@ async def running_sender(settings: SenderSettings) -> AsyncIterator[Sender]:
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     try:
-        async with asyncio.timeout(60):
-            while not sender.ready:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
+        consuming = asyncio.ensure_future(sender.consuming.wait())
+        done, _ = await asyncio.wait(
+            {consuming, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task in done:
+            task.result()  # it stopped before getting ready: raise why
+        assert consuming in done, "the sender did not get ready within 60 s"
         yield sender
     finally:
         stop.set()
