@@ -291,13 +291,11 @@ class Sender:
             return
         if entry.attempts and self.settings.sender_indeterminate_policy == "do_not_resend":
             await self._publish(
-                SendIndeterminate(
+                _about(
+                    SendIndeterminate,
+                    data.command_id,
+                    cause=message.id,
                     id=derive_id("send.indeterminate", {"command_id": data.command_id}),
-                    time=_now(),
-                    source=SOURCE,
-                    subject=data.command_id,
-                    correlation_id=data.command_id,
-                    causation_id=message.id,
                     data=SendIndeterminateData(
                         **_ref(data),
                         attempt=entry.attempts,
@@ -383,13 +381,10 @@ class Sender:
         if isinstance(outcome, Suppress):
             self.metrics.count(None, "suppressed", outcome.rule)
             await self._publish(
-                SendSuppressed(
-                    id=new_id(),
-                    time=_now(),
-                    source=SOURCE,
-                    subject=data.command_id,
-                    correlation_id=data.command_id,
-                    causation_id=command.id,
+                _about(
+                    SendSuppressed,
+                    data.command_id,
+                    cause=command.id,
                     data=SendSuppressedData(
                         **_ref(data),
                         rule=outcome.rule,
@@ -403,13 +398,10 @@ class Sender:
         if isinstance(outcome, Reject):
             self.metrics.count(None, "rejected", outcome.reason)
             await self._publish(
-                SendRejected(
-                    id=new_id(),
-                    time=_now(),
-                    source=SOURCE,
-                    subject=data.command_id,
-                    correlation_id=data.command_id,
-                    causation_id=command.id,
+                _about(
+                    SendRejected,
+                    data.command_id,
+                    cause=command.id,
                     data=SendRejectedData(
                         command_id=data.command_id,
                         phone_number_id=data.phone_number_id,
@@ -446,13 +438,10 @@ class Sender:
                 gap = self.settings.sender_pair_window_s - (time.monotonic() - last)
                 if gap > 0:
                     await asyncio.sleep(gap)
-            attempted = SendAttempted(
-                id=new_id(),
-                time=_now(),
-                source=SOURCE,
-                subject=data.command_id,
-                correlation_id=data.command_id,
-                causation_id=command.id,
+            attempted = _about(
+                SendAttempted,
+                data.command_id,
+                cause=command.id,
                 data=SendAttemptedData(**_ref(data), attempt=attempt, decision=plan.decision),
             )
             await self._publish(attempted, record.partition)  # durable before the call
@@ -468,15 +457,13 @@ class Sender:
                 self._template_used(data)
                 self.metrics.count(plan.endpoint, "accepted", None)
                 await self._publish(
-                    SendAccepted(
+                    _about(
+                        SendAccepted,
+                        data.command_id,
+                        cause=attempted.id,
                         id=derive_id(
                             "send.accepted", {"command_id": data.command_id, "wamid": result.wamid}
                         ),
-                        time=_now(),
-                        source=SOURCE,
-                        subject=data.command_id,
-                        correlation_id=data.command_id,
-                        causation_id=attempted.id,
                         data=SendAcceptedData(
                             **_ref(data),
                             attempt=attempt,
@@ -495,13 +482,11 @@ class Sender:
                 self.metrics.count(plan.endpoint, "indeterminate", None)
                 log.warning("ambiguous send", command_id=data.command_id, detail=result.detail)
                 await self._publish(
-                    SendIndeterminate(
+                    _about(
+                        SendIndeterminate,
+                        data.command_id,
+                        cause=attempted.id,
                         id=derive_id("send.indeterminate", {"command_id": data.command_id}),
-                        time=_now(),
-                        source=SOURCE,
-                        subject=data.command_id,
-                        correlation_id=data.command_id,
-                        causation_id=attempted.id,
                         data=SendIndeterminateData(
                             **_ref(data),
                             attempt=attempt,
@@ -552,13 +537,10 @@ class Sender:
     ) -> None:
         data = command.data
         await self._publish(
-            SendFailed(
-                id=new_id(),
-                time=_now(),
-                source=SOURCE,
-                subject=data.command_id,
-                correlation_id=data.command_id,
-                causation_id=command.id,
+            _about(
+                SendFailed,
+                data.command_id,
+                cause=command.id,
                 data=SendFailedData(
                     **_ref(data),
                     attempt=max(1, attempt),
@@ -898,8 +880,28 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 
 # -------------------------------------------------------------------- helpers
+E = TypeVar("E", bound=Message)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _about(
+    kind: type[E], command_id: str, *, cause: str | None, data: Any, id: str | None = None
+) -> E:
+    """An event about one command, its envelope filled the same way every time."""
+    return kind.model_validate(
+        {
+            "id": id or new_id(),
+            "time": _now(),
+            "source": SOURCE,
+            "subject": command_id,
+            "correlation_id": command_id,
+            "causation_id": cause,
+            "data": data,
+        }
+    )
 
 
 def _ref(data: SendTemplateData) -> dict[str, Any]:
