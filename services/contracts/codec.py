@@ -10,6 +10,7 @@ that says precisely what was wrong, for a dead-letter record.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -69,8 +70,24 @@ def _header_attributes(message: Message) -> Headers:
     return [(name, value.encode()) for name, value in attributes if value is not None]
 
 
+def dumps(obj: Any) -> bytes:
+    """orjson, or the standard library for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def loads(value: bytes) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        # orjson refuses integers beyond 64 bits that JSON allows; the standard library does not.
+        return json.loads(value)
+
+
 def encode(message: Message) -> KafkaRecord:
-    value = orjson.dumps(message.model_dump(mode="json", by_alias=True, exclude_none=False))
+    value = dumps(message.model_dump(mode="json", by_alias=True, exclude_none=False))
     return KafkaRecord(key=message.record_key(), value=value, headers=_header_attributes(message))
 
 
@@ -98,8 +115,8 @@ def decode(
     if value is None:
         return DecodeFailure("invalid_json", "the record has no value (a tombstone?)")
     try:
-        raw: Any = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
+        raw: Any = loads(value)
+    except (ValueError, RecursionError) as exc:
         return DecodeFailure("invalid_json", f"value is not JSON: {exc}")
     if not isinstance(raw, dict):
         return DecodeFailure(

@@ -15,7 +15,8 @@ from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field
 from services.contracts.envelope import Frozen, Message, MetaShape
 
 
-def _epoch(value: Any) -> Any:
+def meta_time(value: Any) -> Any:
+    """Meta timestamps: epoch seconds as an integer or a string of digits, else left alone."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str) and value.strip().isdigit():
@@ -23,7 +24,7 @@ def _epoch(value: Any) -> Any:
     return value
 
 
-MetaTimestamp = Annotated[AwareDatetime, BeforeValidator(_epoch)]
+MetaTimestamp = Annotated[AwareDatetime, BeforeValidator(meta_time)]
 
 
 # ------------------------------------------------------------------ raw record

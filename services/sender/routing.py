@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from services.contracts.callback import callback_data, command_id_from_callback
 from services.contracts.commands import SendTemplateData
 from services.contracts.phone import region_of
 from services.contracts.regions import MARKETING_BLOCKED_REGIONS, SANCTIONED_REGIONS
 from services.contracts.send_events import Decision, Endpoint, SuppressionRule
 from services.sender.knowledge import RecipientState, TemplateState, WabaState
 
-CALLBACK_PREFIX = "mmbus:"
 TEMPLATE_SYNC_AFTER_APPROVAL = timedelta(minutes=10)
 TEMPLATE_DORMANT_AFTER = timedelta(days=7)
 
@@ -68,16 +68,7 @@ class LookUp:
 
 Outcome = Send | Suppress | Reject | Hold | LookUp
 
-
-def callback_data(command_id: str, user_data: str | None) -> str:
-    """``biz_opaque_callback_data``: our reference first, the caller's after it."""
-    return f"{CALLBACK_PREFIX}{command_id}" + (f":{user_data}" if user_data else "")
-
-
-def command_id_from_callback(value: str | None) -> str | None:
-    if not value or not value.startswith(CALLBACK_PREFIX):
-        return None
-    return value[len(CALLBACK_PREFIX) :].split(":", 1)[0] or None
+__all__ = ["Outcome", "RoutingPolicy", "callback_data", "command_id_from_callback", "route"]
 
 
 def request_body(command: SendTemplateData, endpoint: Endpoint) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Ingest: Meta webhooks in, durable raw records and typed events out."""
