@@ -1,0 +1,89 @@
+"""Webhook authenticity and the raw record, as pure functions."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from services.contracts.codec import loads
+from services.contracts.envelope import derive_id
+from services.contracts.webhook_events import WebhookReceived
+
+SOURCE = "mmbus/ingest"
+Verdict = Literal["valid", "invalid", "missing", "not_required"]
+
+
+def verify_signature(
+    body: bytes, header: str | None, secrets: Sequence[str]
+) -> tuple[Verdict, int | None]:
+    """Check ``X-Hub-Signature-256`` against each secret (rotation); constant-time per secret."""
+    if not header:
+        return "missing", None
+    scheme, _, given = header.partition("=")
+    if scheme != "sha256" or not given:
+        return "invalid", None
+    for index, secret in enumerate(secrets):
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, given.strip().lower()):
+            return "valid", index
+    return "invalid", None
+
+
+def same_secret(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def parse_json(body: bytes) -> Any | None:
+    """The body as JSON, or None when it is not JSON at all."""
+    try:
+        return loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def raw_record(
+    body: bytes,
+    *,
+    received_at: datetime,
+    source: Literal["meta", "360dialog"],
+    path: str,
+    verdict: Verdict,
+    key_index: int | None,
+    content_type: str | None,
+    parsed: Any,
+) -> WebhookReceived:
+    """The raw webhook exactly as received. Its id is the hash of the body: a redelivery of
+    the same webhook carries the same id, so consumers can tell it is the same."""
+    try:
+        text, encoding = body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(body).decode(), "base64"
+    waba_id = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("entry"), list) and parsed["entry"]:
+        first = parsed["entry"][0]
+        if isinstance(first, dict) and first.get("id") is not None:
+            waba_id = str(first["id"])
+    digest = hashlib.sha256(body).hexdigest()
+    return WebhookReceived.model_validate(
+        {
+            "id": derive_id("webhook.received", {"sha256": digest, "source": source}),
+            "time": received_at,
+            "source": SOURCE,
+            "subject": waba_id or digest[:16],
+            "data": {
+                "received_at": received_at,
+                "source": source,
+                "path": path,
+                "body": text,
+                "body_encoding": encoding,
+                "signature": verdict,
+                "signature_key_index": key_index,
+                "content_type": content_type,
+                "waba_id": waba_id,
+            },
+        }
+    )
