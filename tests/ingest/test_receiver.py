@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
 from services.contracts.topics import Stream
-from services.contracts.webhook_events import WebhookReceived
+from services.contracts.webhook_events import DeadLetterRecorded, WebhookReceived
 from services.ingest.normalize import normalize
 from services.ingest.receiver import create_receiver
 from services.ingest.settings import IngestSettings
@@ -93,6 +93,7 @@ async def test_signed_webhook_is_stored_exactly_before_200(kafka_settings: Commo
         first.data.signature_key_index,
         second.data.signature_key_index,
     ) == ("valid", 1, 0)
+    assert isinstance(second, WebhookReceived)
     assert first.data.waba_id == "102290129340398"
     assert first.id == second.id, "the same webhook twice has the same raw id"
     assert [e.id for e in normalize(first)] == [e.id for e in normalize(second)]
@@ -135,9 +136,11 @@ async def test_size_limit_and_non_json(kafka_settings: CommonSettings) -> None:
     assert not_json.status_code == 400
     assert odd.status_code == 200, "unfamiliar content is never refused"
     (dead,) = await read_stream(kafka_settings, Stream.DEAD_LETTERS, until=lambda m: len(m) >= 1)
+    assert isinstance(dead, DeadLetterRecorded)
     assert dead.data.reason == "invalid_json"
     assert dead.data.value_b64 == "PHhtbC8+"
     (raw,) = await read_stream(kafka_settings, Stream.RAW_WEBHOOKS, until=lambda m: len(m) >= 1)
+    assert isinstance(raw, WebhookReceived)
     assert [e.type for e in normalize(raw)] == ["webhook.unrecognized"]
 
 
