@@ -259,6 +259,30 @@ def sender() -> None:
     asyncio.run(run_until_stopped(lambda stop: run_sender(settings, stop)))
 
 
+# -------------------------------------------------------------------- ingest
+@cli.command("ingest")
+@click.option("--host", default=None, help="Listen address (MMBUS_INGEST_HOST).")
+@click.option("--port", type=int, default=None, help="Port (MMBUS_INGEST_PORT).")
+@click.option("--no-normalizer", is_flag=True, help="Only receive; run no normalizer here.")
+def ingest(host: str | None, port: int | None, no_normalizer: bool) -> None:
+    """Receive Meta's webhooks (signed, stored before 200) and normalise them into events."""
+    from services.common.lifecycle import run_until_stopped
+    from services.ingest.main import run_ingest
+    from services.ingest.settings import IngestSettings
+
+    try:
+        settings = IngestSettings()
+    except Exception as exc:
+        raise click.ClickException(f"invalid MMBUS_* setting: {exc}") from exc
+    overrides = {
+        k: v for k, v in {"ingest_host": host, "ingest_port": port}.items() if v is not None
+    }
+    settings = settings.model_copy(update=overrides)
+    asyncio.run(
+        run_until_stopped(lambda stop: run_ingest(settings, stop, normalizer=not no_normalizer))
+    )
+
+
 # ----------------------------------------------------------------------- run
 @cli.command("run")
 @_version

@@ -27,3 +27,11 @@ class IngestSettings(CommonSettings):
     ingest_publish_timeout_s: float = Field(
         default=5.0, gt=0, description="Longest wait for Kafka before answering 503."
     )
+    normalizer_group_id: str = Field(
+        default="mmbus-normalizer", description="Consumer group of the normalizer."
+    )
+    normalizer_output_prefix: str | None = Field(
+        default=None,
+        description="Topic prefix of the typed events (default: MMBUS_TOPIC_PREFIX); "
+        "a fresh one replays the raw stream into new topics.",
+    )

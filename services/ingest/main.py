@@ -1,0 +1,56 @@
+"""Composition root of ingest: the receiver (uvicorn) and the normalizer in one process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvicorn
+from aiokafka import AIOKafkaProducer
+
+from services.common.kafka_admin import ensure_project_topics
+from services.common.logging import configure_logging, get_logger
+from services.common.serving import EmbeddedServer
+from services.ingest.normalizer import Normalizer
+from services.ingest.receiver import create_receiver
+from services.ingest.settings import IngestSettings
+
+log = get_logger("mmbus.ingest")
+
+
+async def run_ingest(
+    settings: IngestSettings, stop: asyncio.Event, *, normalizer: bool = True
+) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+    if not settings.ingest_app_secrets:
+        log.warning("no MMBUS_INGEST_APP_SECRETS: every Meta webhook will be refused with 401")
+    await ensure_project_topics(settings)
+    producer = AIOKafkaProducer(
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        client_id="mmbus-ingest",
+        **settings.kafka_client_options(),
+    )
+    await producer.start()
+    server = EmbeddedServer(
+        uvicorn.Config(
+            create_receiver(settings, producer),
+            host=settings.ingest_host,
+            port=settings.ingest_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    tasks = [asyncio.create_task(server.serve(), name="ingest-http")]
+    if normalizer:
+        tasks.append(asyncio.create_task(Normalizer(settings).run(stop), name="normalizer"))
+    log.info("ingest listening", host=settings.ingest_host, port=settings.ingest_port)
+    try:
+        await stop.wait()
+    finally:
+        # Stop taking requests, let in-flight ones get their Kafka answer, then flush.
+        server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await producer.stop()
+        log.info("ingest stopped")
