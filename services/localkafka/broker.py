@@ -200,8 +200,7 @@ def _format_storage(libs: Path, lay: BrokerLayout, cluster_id: str) -> None:
             f"{libs}/*",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",
             "-c",
             str(lay.server_properties),
             "--ignore-formatted",
@@ -227,8 +226,15 @@ def _wait_port_free(port: int, timeout_s: float) -> bool:
     return False
 
 
-def _new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def new_cluster_id() -> str:
+    """A KRaft cluster id: base64url of 16 random bytes, as Kafka's ``Uuid.randomUuid``.
+
+    Like Kafka, never one that starts with '-': command-line parsers read it as an option.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _resolve_ports(
@@ -293,7 +299,7 @@ def up(
         version=version,
         port=broker_port,
         controller_port=controller_port,
-        cluster_id=existing.cluster_id if existing else _new_cluster_id(),
+        cluster_id=existing.cluster_id if existing else new_cluster_id(),
     )
     formatted = not (lay.data / "meta.properties").exists()
     if formatted:

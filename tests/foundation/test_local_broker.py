@@ -136,3 +136,10 @@ def test_cli_errors_are_one_clear_line_without_traceback() -> None:
     unknown = _mmbus("kafka", "status", "--name", f"never-{uuid.uuid4().hex[:6]}")
     assert unknown.returncode == 1
     assert "never started" in unknown.stdout
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    # A CI run failed when a random id began with '-': kafka-storage read it as an option.
+    ids = [broker.new_cluster_id() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)
