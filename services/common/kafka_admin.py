@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -84,14 +86,24 @@ async def _create(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> set
     return created
 
 
-async def _check_partitions(admin: AIOKafkaAdminClient, specs: Iterable[TopicSpec]) -> None:
+async def _check_partitions(
+    admin: AIOKafkaAdminClient, specs: Iterable[TopicSpec], settle_s: float = 15.0
+) -> None:
     specs = list(specs)
     if not specs:
         return
-    described = await admin.describe_topics([s.name for s in specs])
-    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    # A topic created a moment ago (by us or another process) can be listed before
+    # its partitions are: wait for them to appear before judging the count.
+    deadline = time.monotonic() + settle_s
+    while True:
+        described = await admin.describe_topics([s.name for s in specs])
+        counts = {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+        settling = [s for s in specs if counts.get(s.name, 0) == 0]
+        if not settling or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
     wrong = [
-        f"{s.name} has {counts.get(s.name)} partitions, the catalogue says {s.partitions}"
+        f"{s.name} has {counts.get(s.name, 0)} partitions, the catalogue says {s.partitions}"
         for s in specs
         if counts.get(s.name) != s.partitions
     ]

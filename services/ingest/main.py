@@ -46,10 +46,19 @@ async def run_ingest(
     if normalizer:
         tasks.append(asyncio.create_task(Normalizer(settings).run(stop), name="normalizer"))
     log.info("ingest listening", host=settings.ingest_host, port=settings.ingest_port)
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        # A part that dies must not leave the rest running as if all were well.
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = None if task is stopping else task.exception()
+            if error is not None:
+                log.error("ingest part failed; stopping", part=task.get_name(), error=repr(error))
+                raise error
     finally:
         # Stop taking requests, let in-flight ones get their Kafka answer, then flush.
+        stop.set()
+        stopping.cancel()
         server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         await producer.stop()

@@ -63,3 +63,12 @@ def test_every_message_type_has_one_home_stream() -> None:
     carried = {t: s.stream.value for s in catalogue("", partitions=1) for t in s.carries}
     for model in MODELS:
         assert carried[type_of(model)] == model.topic_stream, type_of(model)
+
+
+async def test_concurrent_creators_agree(kafka_settings: CommonSettings) -> None:
+    import asyncio
+
+    # Several processes start together (ingest, normalizer, sender): none may fail.
+    results = await asyncio.gather(*(ensure_project_topics(kafka_settings) for _ in range(4)))
+    created = [name for r in results for name in r.created]
+    assert sorted(created) == sorted(s.name for s in project_topics(kafka_settings))
