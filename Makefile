@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean bench-simulator bench-sender
+.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean bench-simulator bench-sender bench-ingest
 
 help:
 	@echo "make run        set up everything and run the main job"
@@ -15,6 +15,7 @@ help:
 	@echo "make schemas    regenerate schemas/ from the models"
 	@echo "make bench-simulator  simulator req/s vs a raw ASGI endpoint"
 	@echo "make bench-sender     sender sends/s vs raw aiokafka+httpx and a naive FastStream handler"
+	@echo "make bench-ingest     webhooks/s acknowledged vs a bare ASGI + producer endpoint"
 
 prereqs:
 	@scripts/ensure-prereqs.sh
@@ -58,6 +59,10 @@ fmt: install
 bench-simulator: install
 	@scripts/ensure-prereqs.sh --bench
 	$(BIN)/python -m bench.simulator
+
+bench-ingest: install kafka-jars
+	@scripts/ensure-prereqs.sh --bench
+	$(BIN)/python -m bench.ingest
 
 bench-sender: install kafka-jars
 	$(BIN)/python -m bench.sender

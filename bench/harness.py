@@ -153,15 +153,17 @@ def wrk(
     connections: int,
     seconds: float,
     threads: int = 1,
+    script: str | None = None,
 ) -> LoadResult:
     """Load from wrk (C): a generator far cheaper than the server it measures.
 
-    ``body_format`` is a Lua format string with one ``%d`` (a request counter).
+    ``body_format`` is a Lua format string with one ``%d`` (a request counter);
+    or ``script`` is a whole wrk Lua script that writes the same RESULT line.
     Non-2xx answers count as errors.
     """
     header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT % {"headers": header_lines, "body": body_format})
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script_file:
+        script_file.write(script or _WRK_SCRIPT % {"headers": header_lines, "body": body_format})
     out = subprocess.run(
         [
             "wrk",
@@ -170,7 +172,7 @@ def wrk(
             f"-d{int(seconds)}s",
             "--latency",
             "-s",
-            script.name,
+            script_file.name,
             url,
         ],
         capture_output=True,
@@ -178,7 +180,7 @@ def wrk(
         check=True,
         timeout=seconds + 60,
     ).stdout
-    os.unlink(script.name)
+    os.unlink(script_file.name)
     line = next(row for row in out.splitlines() if row.startswith("RESULT "))
     requests, duration_us, p50_us, p99_us, errors = (int(x) for x in line.split()[1:])
     # wrk reports percentiles only; keep them as the two-point latency record.
