@@ -6,6 +6,7 @@ import asyncio
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, Gauge
 
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import configure_logging, get_logger
@@ -32,9 +33,16 @@ async def run_ingest(
         **settings.kafka_client_options(),
     )
     await producer.start()
+    registry = CollectorRegistry()
+    normalizer_part = Normalizer(settings)
+    Gauge(
+        "mmbus_ingest_normalizer_lag_records",
+        "Raw records not yet normalised (as of the last batch).",
+        registry=registry,
+    ).set_function(lambda: normalizer_part.lag)
     server = EmbeddedServer(
         uvicorn.Config(
-            create_receiver(settings, producer),
+            create_receiver(settings, producer, registry),
             host=settings.ingest_host,
             port=settings.ingest_port,
             log_level="warning",
@@ -44,7 +52,7 @@ async def run_ingest(
     )
     tasks = [asyncio.create_task(server.serve(), name="ingest-http")]
     if normalizer:
-        tasks.append(asyncio.create_task(Normalizer(settings).run(stop), name="normalizer"))
+        tasks.append(asyncio.create_task(normalizer_part.run(stop), name="normalizer"))
     log.info("ingest listening", host=settings.ingest_host, port=settings.ingest_port)
     stopping = asyncio.create_task(stop.wait())
     try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -48,16 +47,14 @@ from services.ingest.verification import (
 
 log = get_logger("mmbus.ingest")
 
-Publish = Callable[[str, Message], Awaitable[None]]
-
 
 class TooLarge(Exception):
     pass
 
 
 class ReceiverMetrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
         self.requests = Counter(
             "mmbus_ingest_requests_total",
             "Webhook requests by path and outcome.",
@@ -86,11 +83,13 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_receiver(settings: IngestSettings, producer: AIOKafkaProducer) -> Starlette:
+def create_receiver(
+    settings: IngestSettings, producer: AIOKafkaProducer, registry: CollectorRegistry | None = None
+) -> Starlette:
     raw_topic = topic_name(Stream.RAW_WEBHOOKS, settings.topic_prefix)
     dead_topic = topic_name(Stream.DEAD_LETTERS, settings.topic_prefix)
     secrets = [s.get_secret_value() for s in settings.ingest_app_secrets]
-    metrics = ReceiverMetrics()
+    metrics = ReceiverMetrics(registry)
 
     async def publish(topic: str, message: Message) -> None:
         record = encode(message)

@@ -86,11 +86,16 @@ async def test_simulator_webhooks_become_typed_events_and_replay_gives_the_same_
                     kafka_settings, Stream.ACCOUNT, until=lambda ms: len(ms) >= 1
                 )
                 deliveries = (await api.get("/_admin/webhooks")).json()["deliveries"]
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     finally:
         stop.set()
         await asyncio.wait_for(ingest, 30)
 
     assert all(d["delivered"] for d in deliveries), "every webhook was answered 200"
+    assert "mmbus_ingest_normalizer_lag_records" in metrics
+    assert 'mmbus_ingest_requests_total{outcome="stored",path="/webhooks/meta"}' in metrics
+    assert "mmbus_ingest_publish_seconds_count" in metrics
     ids = Counter(e.id for e in statuses)
     assert len(ids) == 9, "duplicates carry the same ids: 9 distinct status events"
     assert set(ids.values()) == {2}
