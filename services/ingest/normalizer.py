@@ -65,7 +65,7 @@ class Normalizer:
                             rec = encode(event)
                             futures.append(
                                 await producer.send(
-                                    self._topic(event),
+                                    self.topic_for(event),
                                     value=rec.value,
                                     key=rec.key,
                                     headers=rec.headers,
@@ -79,11 +79,6 @@ class Normalizer:
         finally:
             await consumer.stop()
             await producer.stop()
-
-    def _topic(self, event: Message) -> str:
-        if isinstance(event, DeadLetterRecorded):
-            return topic_name(Stream.DEAD_LETTERS, self.output_prefix)
-        return self.topic_for(event)
 
     def _events(self, record: ConsumerRecord[bytes, bytes]) -> list[Message]:
         raw = decode(record.value, record.headers)

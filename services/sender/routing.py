@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.contracts.callback import callback_data, command_id_from_callback
+from services.contracts.callback import callback_data
 from services.contracts.commands import SendTemplateData
 from services.contracts.phone import region_of
 from services.contracts.regions import MARKETING_BLOCKED_REGIONS, SANCTIONED_REGIONS
@@ -67,8 +67,6 @@ class LookUp:
 
 
 Outcome = Send | Suppress | Reject | Hold | LookUp
-
-__all__ = ["Outcome", "RoutingPolicy", "callback_data", "command_id_from_callback", "route"]
 
 
 def request_body(command: SendTemplateData, endpoint: Endpoint) -> dict[str, Any]:

@@ -14,13 +14,13 @@ from pydantic import SecretStr
 
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
+from services.contracts.callback import command_id_from_callback
 from services.contracts.client import SendCommandPublisher, send_template
 from services.contracts.codec import decode, encode
 from services.contracts.commands import SendTemplate
 from services.contracts.envelope import Message
 from services.contracts.topics import Stream, topic_name
 from services.sender.graph import GraphClient
-from services.sender.routing import command_id_from_callback
 from services.sender.service import TERMINAL_TYPES, Sender
 from services.sender.settings import SenderSettings
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from services.contracts.callback import command_id_from_callback
 from services.contracts.commands import SendTemplateData
 from services.sender.knowledge import RecipientState, TemplateState, WabaState
 from services.sender.routing import (
@@ -17,7 +18,6 @@ from services.sender.routing import (
     RoutingPolicy,
     Send,
     Suppress,
-    command_id_from_callback,
     route,
 )
 

@@ -14,12 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.harness import free_port, serve
 from services.common.settings import CommonSettings
+from services.contracts.codec import decode
 from services.contracts.commands import SendTemplate
 from services.contracts.envelope import Message
-from services.contracts.topics import Stream
+from services.contracts.topics import Stream, topic_name
 from services.simulator.world import PhoneNumber, Portfolio, Template, Waba, World
 from tests.sender.support import (
     calls_per_number,
@@ -117,13 +119,15 @@ def assert_order_kept(sim: httpx.Client, commands: list[SendTemplate]) -> None:
 
 
 async def test_ten_thousand_commands_for_five_numbers(
-    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+    kafka_settings: CommonSettings, tmp_path: Path, simulator: tuple[str, httpx.Client]
 ) -> None:
     url, sim = simulator
     commands = campaign(10_000, per_recipient=2)
     await publish(kafka_settings, commands)
     ids = {c.data.command_id for c in commands}
-    with stopped_at_end(_sender_process(kafka_settings, url, MMBUS_SENDER_MAX_IN_FLIGHT="4000")):
+    with stopped_at_end(
+        _sender_process(kafka_settings, url, tmp_path, MMBUS_SENDER_MAX_IN_FLIGHT="4000")
+    ):
         events = await read_stream(
             kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids), deadline_s=240
         )
@@ -140,7 +144,7 @@ async def test_ten_thousand_commands_for_five_numbers(
 
 
 async def test_thirty_percent_failures_still_all_accepted(
-    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+    kafka_settings: CommonSettings, tmp_path: Path, simulator: tuple[str, httpx.Client]
 ) -> None:
     url, sim = simulator
     sim.put(
@@ -156,6 +160,7 @@ async def test_thirty_percent_failures_still_all_accepted(
     sender = _sender_process(
         kafka_settings,
         url,
+        tmp_path,
         MMBUS_SENDER_MAX_ATTEMPTS="20",
         MMBUS_SENDER_BACKOFF_BASE_S="0.05",
         MMBUS_SENDER_BACKOFF_CAP_S="1",
@@ -175,7 +180,9 @@ async def test_thirty_percent_failures_still_all_accepted(
     assert_order_kept(sim, commands)
 
 
-def _sender_process(kafka: CommonSettings, url: str, **extra: str) -> subprocess.Popen[bytes]:
+def _sender_process(
+    kafka: CommonSettings, url: str, logs: Path, **extra: str
+) -> subprocess.Popen[bytes]:
     """A sender in its own process, as in production (and so its timing is its own)."""
     env = {
         **os.environ,
@@ -192,19 +199,22 @@ def _sender_process(kafka: CommonSettings, url: str, **extra: str) -> subprocess
         "MMBUS_LOG_LEVEL": "INFO",
         **extra,
     }
-    log = open(f"/tmp/sender-{kafka.topic_prefix}{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "sender"], env=env, stderr=log)
+    # The child keeps its own copy of the handle; its log stays beside the test's other files.
+    with (logs / f"sender-{time.monotonic_ns()}.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "sender"], env=env, stderr=log
+        )
 
 
 async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
-    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+    kafka_settings: CommonSettings, tmp_path: Path, simulator: tuple[str, httpx.Client]
 ) -> None:
     url, sim = simulator
     commands = campaign(3000, per_recipient=1)
     await publish(kafka_settings, commands)
     ids = {c.data.command_id for c in commands}
 
-    first = _sender_process(kafka_settings, url)
+    first = _sender_process(kafka_settings, url, tmp_path)
     try:
         # Let it get well into the run, then kill it without any chance to clean up.
         await read_stream(
@@ -224,7 +234,7 @@ async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
     done_at_kill = set(terminal_by_command(snapshot))
     assert 0 < len(done_at_kill) < len(ids), "the kill came mid-run"
 
-    second = _sender_process(kafka_settings, url)
+    second = _sender_process(kafka_settings, url, tmp_path)
     try:
         events = await read_stream(
             kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids), deadline_s=240
@@ -269,20 +279,13 @@ def stopped_at_end(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[b
             proc.kill()
 
 
-async def _read_to_end(settings: CommonSettings) -> list:  # type: ignore[type-arg]
-    from aiokafka import AIOKafkaConsumer
-
-    from services.contracts.codec import decode
-    from services.contracts.envelope import Message
-    from services.contracts.topics import topic_name
-
+async def _read_to_end(settings: CommonSettings) -> list[Message]:
+    """Every send event up to the current end offsets (the writer is dead: nothing more comes)."""
     consumer = AIOKafkaConsumer(auto_offset_reset="earliest", **settings.kafka_client_options())
     await consumer.start()
     out: list[Message] = []
     try:
         topic = topic_name(Stream.SEND_EVENTS, settings.topic_prefix)
-        from aiokafka import TopicPartition
-
         tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
         consumer.assign(tps)
         end = await consumer.end_offsets(tps)
