@@ -769,9 +769,21 @@ class Sender:
             self.gates.pop(tp.partition, None)
 
     async def _drain(self, tps: list[TopicPartition], timeout_s: float = 30.0) -> None:
+        """Let in-flight commands of these partitions finish; cancel what is still running.
+
+        A command still retrying after the partition moved on must not call the API
+        again: its next owner rebuilds the ledger and reports any open attempt as
+        send.indeterminate, so only one of the two may decide.
+        """
         pending = [t for tp in tps for t in self.tasks.get(tp, set())]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout_s)
+        if not pending:
+            return
+        _, still_running = await asyncio.wait(pending, timeout=timeout_s)
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            log.warning("cancelled commands of revoked partitions", count=len(still_running))
+            await asyncio.gather(*still_running, return_exceptions=True)
 
     async def _commit_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

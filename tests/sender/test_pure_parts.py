@@ -120,3 +120,27 @@ async def test_admit_never_lets_a_window_hold_more_than_the_rate() -> None:
     stamps.sort()
     for i, t in enumerate(stamps):
         assert sum(1 for u in stamps[i:] if u - t < 0.2) <= 10
+
+
+async def test_drain_cancels_commands_that_outlive_the_partition() -> None:
+    from aiokafka import TopicPartition
+
+    from services.sender.graph import GraphClient
+    from services.sender.service import Sender
+    from services.sender.settings import SenderSettings
+
+    settings = SenderSettings()
+    graph = GraphClient(settings, shards=1)
+    sender = Sender(settings, graph)
+    tp = TopicPartition("t", 0)
+    quick = asyncio.create_task(asyncio.sleep(0))
+    async def retrying_forever() -> None:
+        await asyncio.Event().wait()
+
+    stuck = asyncio.create_task(retrying_forever())
+    sender.tasks[tp] = {quick, stuck}
+    await sender._drain([tp], timeout_s=0.05)
+    await graph.aclose()
+    assert quick.done()
+    assert not quick.cancelled()
+    assert stuck.cancelled(), "it must not call the API after its partition moved on"
