@@ -134,6 +134,7 @@ async def test_drain_cancels_commands_that_outlive_the_partition() -> None:
     sender = Sender(settings, graph)
     tp = TopicPartition("t", 0)
     quick = asyncio.create_task(asyncio.sleep(0))
+
     async def retrying_forever() -> None:
         await asyncio.Event().wait()
 
