@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -283,18 +284,243 @@ def ingest(host: str | None, port: int | None, no_normalizer: bool) -> None:
     )
 
 
+# ---------------------------------------------------------------- projector
+@cli.command("projector")
+@click.option("--store", default=None, help="Store URL (MMBUS_PROJECTOR_STORE).")
+@click.option("--port", type=int, default=None, help="Query API port (MMBUS_PROJECTOR_HTTP_PORT).")
+def projector(store: str | None, port: int | None) -> None:
+    """Fold the event streams into projections and serve the query API."""
+    from services.common.lifecycle import run_until_stopped
+    from services.projections.main import run_projector
+    from services.projections.settings import ProjectorSettings
+    from services.projections.store import StoreError
+
+    try:
+        settings = ProjectorSettings()
+    except Exception as exc:
+        raise click.ClickException(f"invalid MMBUS_* setting: {exc}") from exc
+    overrides = {
+        k: v
+        for k, v in {"projector_store": store, "projector_http_port": port}.items()
+        if v is not None
+    }
+    settings = settings.model_copy(update=overrides)
+    try:
+        asyncio.run(run_until_stopped(lambda stop: run_projector(settings, stop)))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@cli.command("replay")
+@click.option(
+    "--store",
+    default=None,
+    help="A fresh store to rebuild into (sqlite:///path, a path, or postgresql://...); "
+    "omit to rebuild in memory only.",
+)
+@click.option(
+    "--projection",
+    "projections",
+    multiple=True,
+    help="Projection to rebuild (repeatable): delivery, onboarding, suppression, templates. "
+    "Default: all.",
+)
+@click.option(
+    "--until",
+    default=None,
+    help="Stop at the log as it stood at this time (ISO 8601, UTC if no offset).",
+)
+@click.option(
+    "--offsets-of",
+    default=None,
+    help="Store URL of a live projector: replay exactly up to its stored offsets.",
+)
+@click.option(
+    "--projector-name",
+    default="mmbus-projector",
+    show_default=True,
+    help="Whose offsets to read with --offsets-of.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the audit report as JSON.")
+def replay_cmd(
+    store: str | None,
+    projections: tuple[str, ...],
+    until: str | None,
+    offsets_of: str | None,
+    projector_name: str,
+    as_json: bool,
+) -> None:
+    """Rebuild projections from the log for an audit and print the report with digests."""
+    from datetime import UTC, datetime
+
+    from services.projections.projection import choose
+    from services.projections.replay import replay
+    from services.projections.store import StoreError
+
+    settings = _settings()
+    configure_logging("WARNING", settings.log_format)
+    try:
+        specs = choose(projections)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--projection") from exc
+    until_at = None
+    if until:
+        try:
+            until_at = datetime.fromisoformat(until)
+        except ValueError as exc:
+            raise click.BadParameter(
+                "use ISO 8601, e.g. 2026-11-21T10:00:00Z", param_hint="--until"
+            ) from exc
+        if until_at.tzinfo is None:
+            until_at = until_at.replace(tzinfo=UTC)
+    bar_state: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        bar = bar_state.get("bar")
+        if bar is None and total and not as_json:
+            bar = click.progressbar(length=total, label="replaying", file=sys.stderr)
+            bar.__enter__()
+            bar_state["bar"], bar_state["done"] = bar, 0
+        if bar is not None:
+            bar.update(min(done, total) - bar_state["done"])
+            bar_state["done"] = min(done, total)
+
+    try:
+        report = _run(
+            replay(
+                settings,
+                specs,
+                store_url=store,
+                until=until_at,
+                offsets_of=(offsets_of, projector_name) if offsets_of else None,
+                progress=progress,
+            )
+        )
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        if "bar" in bar_state:
+            bar_state["bar"].__exit__(None, None, None)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    _print_report(report.as_dict())
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    click.echo(f"projections: {', '.join(report['projections'])}")
+    if report["until"]:
+        click.echo(f"until: {report['until']}")
+    click.echo(f"records read: {report['records_read']}")
+    for title, key in (
+        ("events by type", "events_by_type"),
+        ("rows by kind", "rows_by_kind"),
+        ("messages by state", "messages_by_state"),
+        ("anomalies", "anomalies"),
+    ):
+        click.echo(f"{title}:")
+        if not report[key]:
+            click.echo("  (none)")
+        for name, count in report[key].items():
+            click.echo(f"  {name:<40} {count:>10}")
+    click.echo("digests:")
+    for name, digest in report["digests"].items():
+        click.echo(f"  {name:<12} {digest}")
+
+
+# ------------------------------------------------------------------ send-csv
+@cli.command("send-csv")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--campaign", default=None, help="Campaign id for rows without one.")
+@click.option(
+    "--skip-invalid", is_flag=True, help="Publish the valid rows even if some are invalid."
+)
+def send_csv(path: Path, campaign: str | None, skip_invalid: bool) -> None:
+    """Publish one send command per CSV row; re-running the file sends nothing twice."""
+    from services.campaign_csv import CsvError, read_commands
+    from services.contracts.client import SendCommandPublisher
+
+    settings = _settings()
+    configure_logging("WARNING", settings.log_format)
+    try:
+        commands, errors = read_commands(path, campaign=campaign)
+    except CsvError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for error in errors:
+        click.echo(f"{path}: {error}", err=True)
+    if errors and not skip_invalid:
+        raise click.ClickException(
+            f"{len(errors)} invalid row(s); fix them or pass --skip-invalid. Nothing was published."
+        )
+
+    async def publish() -> int:
+        async with SendCommandPublisher.from_settings(settings) as publisher:
+            with click.progressbar(
+                length=len(commands), label="publishing", file=sys.stderr
+            ) as bar:
+                for start in range(0, len(commands), 500):
+                    chunk = commands[start : start + 500]
+                    await publisher.publish_many(chunk)
+                    bar.update(len(chunk))
+        return len(commands)
+
+    published = _run(publish())
+    click.echo(
+        f"published {published} command(s) to {settings.topic_prefix}send.commands"
+        + (f"; skipped {len(errors)} invalid row(s)" if errors else "")
+    )
+
+
 # ----------------------------------------------------------------------- run
 @cli.command("run")
 @_version
-def run(kafka_version: str) -> None:
-    """The main job: start the local broker, create the topics and show them working.
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Campaign file (default: demo/campaign.csv).",
+)
+@click.option("--campaign", default="spring-2026", show_default=True, help="Campaign id.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Logs and the projection store (default: $MMBUS_HOME/demo).",
+)
+@click.option("--exit-when-settled", is_flag=True, help="Stop once the campaign has settled.")
+def run(
+    kafka_version: str,
+    csv_path: Path | None,
+    campaign: str,
+    workdir: Path | None,
+    exit_when_settled: bool,
+) -> None:
+    """The main job: broker, simulator, ingest, sender and projector, and a campaign through them.
 
-    Later issues add the simulator, ingest, sender and projector to this job.
+    Publishes the campaign CSV (re-running it sends nothing twice), prints the
+    funnel, the route split and the onboarding table as events arrive, and
+    leaves the query API up until Ctrl-C.
     """
-    from services.selfcheck import self_check
+    import httpx
+
+    from services.campaign_csv import CsvError, read_commands
+    from services.common.kafka_admin import ensure_project_topics
+    from services.contracts.client import SendCommandPublisher
+    from services.demo import DEMO_CSV, DemoError, DemoStack
+    from services.localkafka.paths import mmbus_home
 
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging("WARNING", settings.log_format)
+    csv_path = csv_path or DEMO_CSV
+    try:
+        commands, errors = read_commands(csv_path, campaign=campaign)
+    except CsvError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if errors:
+        raise click.ClickException(
+            "; ".join(str(e) for e in errors[:5]) + f" ({len(errors)} invalid row(s))"
+        )
     if "MMBUS_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
         click.echo(
             f"starting the local Kafka {kafka_version} broker (first run fetches the jars"
@@ -310,16 +536,68 @@ def run(kafka_version: str) -> None:
         click.echo(f"broker ready on {bootstrap} ({how})")
     else:
         click.echo(f"using the Kafka cluster at {settings.kafka_bootstrap_servers}")
-    check = _run(self_check(settings))
-    click.echo(
-        f"topics: {len(check.topics.created)} created, {len(check.topics.existing)} "
-        f"already there (prefix {settings.topic_prefix!r})"
+    _run(ensure_project_topics(settings))
+    stack = DemoStack(settings, workdir or mmbus_home() / "demo")
+    click.echo("starting simulator, ingest, sender and projector...")
+    try:
+        with stack:
+            click.echo(
+                f"simulator {stack.simulator_url} | query API {stack.query_url} | "
+                f"logs {stack.workdir}"
+            )
+
+            async def publish() -> None:
+                async with SendCommandPublisher.from_settings(settings) as publisher:
+                    await publisher.publish_many(commands)
+
+            _run(publish())
+            click.echo(f"published {len(commands)} commands of campaign {campaign} ({csv_path})")
+            final = stack.settle(campaign, len(commands), on_change=_show_funnel)
+            with httpx.Client(timeout=5) as client:
+                wabas = client.get(f"{stack.query_url}/v1/wabas").json()["items"]
+            _show_settled(final, wabas)
+            click.echo(f"try: curl {stack.query_url}/v1/campaigns/{campaign}/funnel")
+            if exit_when_settled:
+                return
+            click.echo("the query API stays up; Ctrl-C stops everything.")
+            while True:
+                stack.check_alive()
+                time.sleep(1)
+    except KeyboardInterrupt:
+        click.echo("stopping...")
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _show_funnel(report: dict[str, Any]) -> None:
+    f = report["funnel"]
+    stages = ("requested", "accepted", "sent", "delivered", "read", "clicked")
+    line = " > ".join(f"{name} {f.get(name, 0)}" for name in stages)
+    other = ", ".join(
+        f"{name} {f[name]}"
+        for name in ("failed", "suppressed", "rejected", "indeterminate", "fell_back")
+        if f.get(name)
     )
-    click.echo(
-        f"round trip: produced (acks=all, idempotent) and consumed a record in "
-        f"{check.round_trip_ms:.0f} ms"
-    )
-    click.echo("ready. Stop the broker with: .venv/bin/mmbus kafka down")
+    click.echo(f"funnel: {line}" + (f" | {other}" if other else ""))
+
+
+def _show_settled(report: dict[str, Any], wabas: list[dict[str, Any]]) -> None:
+    click.echo("campaign settled.")
+    click.echo("route split:")
+    for route, counts in report["by_route"].items():
+        click.echo(
+            f"  {route:<20} requested {counts.get('requested', 0):>5}  "
+            f"accepted {counts.get('accepted', 0):>5}  delivered {counts.get('delivered', 0):>5}  "
+            f"read {counts.get('read', 0):>5}"
+        )
+    billing = ", ".join(f"{k} {v}" for k, v in report["billable_by_category"].items()) or "none"
+    click.echo(f"billable by category: {billing}")
+    click.echo("onboarding:")
+    for waba in wabas:
+        click.echo(
+            f"  WABA {waba['waba_id']:<18} {waba['status']:<13} (Meta: {waba['meta_status']}, "
+            f"via {waba['via']}) numbers {', '.join(waba['phone_numbers']) or '-'}"
+        )
 
 
 def _run(coro: Any) -> Any:

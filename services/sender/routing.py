@@ -16,7 +16,7 @@ from services.contracts.commands import SendTemplateData
 from services.contracts.phone import region_of
 from services.contracts.regions import MARKETING_BLOCKED_REGIONS, SANCTIONED_REGIONS
 from services.contracts.send_events import Decision, Endpoint, SuppressionRule
-from services.sender.knowledge import RecipientState, TemplateState, WabaState
+from services.projections.knowledge import RecipientState, TemplateState, WabaState
 
 TEMPLATE_SYNC_AFTER_APPROVAL = timedelta(minutes=10)
 TEMPLATE_DORMANT_AFTER = timedelta(days=7)

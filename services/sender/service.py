@@ -62,8 +62,7 @@ from services.contracts.webhook_events import (
     DeadLetterRecorded,
     DeadLetterRecordedData,
 )
-from services.sender.graph import GraphClient
-from services.sender.knowledge import (
+from services.projections.knowledge import (
     RecipientState,
     TemplateState,
     WabaState,
@@ -73,6 +72,7 @@ from services.sender.knowledge import (
     recipient_key,
     template_key,
 )
+from services.sender.graph import GraphClient
 from services.sender.metrics import SenderMetrics
 from services.sender.offsets import PartitionProgress
 from services.sender.outcomes import Delivered, Fail, Retry, Unknown, backoff_s, pair_wait_s

@@ -108,7 +108,7 @@ def plan(
                         phone_number_id=accepted.phone_number_id,
                         display_phone_number=number.display_phone_number,
                         timestamp=epoch_s + 4,
-                        tracking_token=f"tt-{wamid[-12:]}",
+                        tracking_token=accepted.template.tracking_token or f"tt-{wamid[-12:]}",
                         click_id=f"ck-{rng.getrandbits(48):012x}",
                     ),
                 )

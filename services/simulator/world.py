@@ -51,6 +51,8 @@ class Template(_Model):
     id: str = ""
     bid_spec: dict[str, Any] | None = None
     created_at: AwareDatetime = datetime(2026, 1, 1, tzinfo=UTC)
+    # The tracking_token of this template's link clicks; unset: one token per message.
+    tracking_token: str | None = None
 
 
 class World(_Model):

@@ -10,7 +10,7 @@ import pytest
 
 from services.contracts.callback import command_id_from_callback
 from services.contracts.commands import SendTemplateData
-from services.sender.knowledge import RecipientState, TemplateState, WabaState
+from services.projections.knowledge import RecipientState, TemplateState, WabaState
 from services.sender.routing import (
     Hold,
     LookUp,

@@ -3,6 +3,12 @@
 Each ``evolve_*`` is a pure fold ``(state | None, event) -> state`` over one
 entity (a WABA, a template, a recipient); the adapter keeps one state per key.
 Projections use the same folds, so the sender and the audit agree.
+
+Events for one entity can arrive on different streams (a preference change on
+the preference stream, a 131050 failure on the status stream), so a consumer
+may see them in any interleaving. Where that can happen the fold keeps the
+fact with the latest event time (ties broken by event id): the same events in
+any order give the same state, which replay digests rely on.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.contracts.envelope import Message
+from services.contracts.send_events import SendAccepted
 from services.contracts.webhook_events import (
     AccountOnboardingObserved,
     AccountUpdated,
@@ -59,11 +66,13 @@ def evolve_waba(state: WabaState | None, event: Message) -> WabaState | None:
     if isinstance(event, AccountUpdated):
         d = event.data
         current = state or WabaState(waba_id=d.waba_id)
+        owner = d.owner_business_id or (d.waba_info.owner_business_id if d.waba_info else None)
+        if owner and owner != current.owner_business_id:
+            current = replace(current, owner_business_id=owner)
         if d.event in ONBOARDING_EVENTS:
             return replace(
                 current,
                 onboarding_status="ONBOARDED",
-                owner_business_id=d.owner_business_id or current.owner_business_id,
                 since=event.time,
                 because=event.id,
             )
@@ -86,6 +95,14 @@ def evolve_waba(state: WabaState | None, event: Message) -> WabaState | None:
 
 
 def evolve_template(state: TemplateState | None, event: Message) -> TemplateState | None:
+    if isinstance(event, SendAccepted):
+        sent = event.data
+        if sent.template_name is None:
+            return state
+        current = state or TemplateState(waba_id=sent.waba_id, name=sent.template_name)
+        if current.last_used_at is not None and current.last_used_at >= event.time:
+            return current
+        return replace(current, last_used_at=event.time)
     if isinstance(event, TemplateStatusChanged):
         d = event.data
         current = state or TemplateState(waba_id=d.waba_id, name=d.name or "")
@@ -98,18 +115,29 @@ def evolve_template(state: TemplateState | None, event: Message) -> TemplateStat
     return state
 
 
+def _newer(state: RecipientState | None, event: Message) -> bool:
+    if state is None or state.since is None:
+        return True
+    return (event.time, event.id) > (state.since, state.because or "")
+
+
 def evolve_recipient(state: RecipientState | None, event: Message) -> RecipientState | None:
     if isinstance(event, UserMarketingPreferenceChanged):
         d = event.data
         stop = d.preference.lower() == "stop"
-        if d.preference.lower() not in {"stop", "resume"}:
+        if d.preference.lower() not in {"stop", "resume"} or not _newer(state, event):
             return state
         return RecipientState(
             user_id=d.user_id, stopped_marketing=stop, since=event.time, because=event.id
         )
     if isinstance(event, MessageStatus):
         st = event.data
-        if st.status == "failed" and any(e.code == 131050 for e in st.errors) and st.recipient_id:
+        if (
+            st.status == "failed"
+            and any(e.code == 131050 for e in st.errors)
+            and st.recipient_id
+            and _newer(state, event)
+        ):
             return RecipientState(
                 user_id=st.recipient_id, stopped_marketing=True, since=event.time, because=event.id
             )

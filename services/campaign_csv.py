@@ -1,0 +1,164 @@
+"""A campaign from a CSV file: one ``send.template`` command per row.
+
+Columns (header row required; the order does not matter):
+
+- required: ``waba_id``, ``phone_number_id``, ``to``, ``template``, ``language``
+- optional: ``category``, ``campaign_id`` (or ``--campaign``), ``route``,
+  ``product_policy``, ``provider``, ``tracking_token`` (kept as a label; the
+  projections join click webhooks to the campaign by it), ``callback_data``,
+  ``not_after``, ``activity_sharing`` (true/false), ``params`` (body text
+  parameters separated by ``|``).
+
+The command id is derived from the campaign and the row's content, so running
+the same file again publishes the same command ids and the sender sends
+nothing twice. Two identical rows are one command.
+"""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.contracts.client import send_template
+from services.contracts.commands import SendTemplate
+from services.contracts.envelope import MMBUS_NAMESPACE
+
+REQUIRED = ("waba_id", "phone_number_id", "to", "template", "language")
+OPTIONAL = (
+    "category",
+    "campaign_id",
+    "route",
+    "product_policy",
+    "provider",
+    "tracking_token",
+    "callback_data",
+    "not_after",
+    "activity_sharing",
+    "params",
+)
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class CsvError(Exception):
+    """The file cannot be read as a campaign; the message says what to fix."""
+
+
+def row_command_id(campaign_id: str, row: dict[str, str]) -> str:
+    canonical = "\x1f".join(f"{k}={row.get(k, '').strip()}" for k in (*REQUIRED, *OPTIONAL))
+    return str(uuid.uuid5(MMBUS_NAMESPACE, f"send-csv\x1e{campaign_id}\x1e{canonical}"))
+
+
+def _components(params: str) -> list[dict[str, Any]]:
+    values = [p.strip() for p in params.split("|")] if params.strip() else []
+    if not values:
+        return []
+    return [{"type": "body", "parameters": [{"type": "text", "text": v} for v in values]}]
+
+
+def _flag(value: str, line: int) -> bool | None:
+    lowered = value.strip().lower()
+    if lowered == "":
+        return None
+    if lowered in {"true", "yes", "1"}:
+        return True
+    if lowered in {"false", "no", "0"}:
+        return False
+    raise ValueError(f"activity_sharing must be true or false, not {value!r}")
+
+
+def read_commands(
+    path: Path, *, campaign: str | None, source: str = "mmbus/send-csv"
+) -> tuple[list[SendTemplate], list[RowError]]:
+    """Every valid row as a command, and every invalid row with what is wrong with it."""
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise CsvError(f"cannot read {path}: {exc.strerror}") from exc
+    with handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in reader.fieldnames or []]
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise CsvError(
+                f"{path}: the header lacks {', '.join(missing)} (required: {', '.join(REQUIRED)})"
+            )
+        unknown = [h for h in header if h not in REQUIRED and h not in OPTIONAL]
+        if unknown:
+            raise CsvError(
+                f"{path}: unknown column(s) {', '.join(unknown)}; "
+                f"known optional columns: {', '.join(OPTIONAL)}"
+            )
+        commands: dict[str, SendTemplate] = {}
+        errors: list[RowError] = []
+        for row in _rows(reader):
+            line, values = row
+            campaign_id = campaign or values.get("campaign_id", "").strip() or None
+            if campaign_id is None:
+                errors.append(RowError(line, "no campaign_id (add the column or pass --campaign)"))
+                continue
+            try:
+                command = _command(values, campaign_id, source, line)
+            except (ValidationError, ValueError) as exc:
+                errors.append(RowError(line, _explain(exc)))
+                continue
+            commands.setdefault(command.data.command_id, command)
+        return list(commands.values()), errors
+
+
+def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    for values in reader:
+        clean = {(k or "").strip(): (v or "") for k, v in values.items()}
+        if not any(v.strip() for v in clean.values()):
+            continue
+        yield reader.line_num, clean
+
+
+def _command(values: dict[str, str], campaign_id: str, source: str, line: int) -> SendTemplate:
+    def opt(name: str) -> str | None:
+        value = values.get(name, "").strip()
+        return value or None
+
+    options: dict[str, Any] = {"campaign_id": campaign_id}
+    for name in ("route", "product_policy", "provider", "callback_data", "not_after"):
+        if opt(name):
+            options[name] = opt(name)
+    if opt("tracking_token"):
+        options["labels"] = {"tracking_token": opt("tracking_token")}
+    sharing = _flag(values.get("activity_sharing", ""), line)
+    if sharing is not None:
+        options["message_activity_sharing"] = sharing
+    return send_template(
+        command_id=row_command_id(campaign_id, values),
+        waba_id=values["waba_id"].strip(),
+        phone_number_id=values["phone_number_id"].strip(),
+        to=values["to"].strip(),
+        template_name=values["template"].strip(),
+        language=values["language"].strip(),
+        category=(opt("category") or "").upper() or None,
+        components=_components(values.get("params", "")),
+        source=source,
+        **options,
+    )
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'row'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+    return str(exc)

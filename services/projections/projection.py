@@ -1,0 +1,360 @@
+"""The projections held in memory: one state per entity, fed by the pure folds.
+
+This is the adapter between the folds and the store. It files each event's
+fact under the right entity (joining wamids to command ids), keeps the
+campaign aggregates in step with the messages, and remembers which rows
+changed since the last flush. Rows are canonical JSON, so the digest of the
+same state is the same whether it was built live, replayed, or reloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter
+
+from services.contracts.envelope import Message
+from services.contracts.topics import Stream, catalogue
+from services.projections import delivery, onboarding
+from services.projections.delivery import (
+    Aggregate,
+    Click,
+    MessageState,
+    TokenState,
+    add_counts,
+    contribution,
+    merge,
+)
+from services.projections.knowledge import (
+    RecipientState,
+    TemplateState,
+    WabaState,
+    evolve_recipient,
+    evolve_template,
+    evolve_waba,
+    recipient_key,
+    template_key,
+)
+from services.projections.onboarding import NumberState, PortfolioState
+
+
+@dataclass(frozen=True)
+class ClickCount:
+    tracking_token: str
+    day: str
+    clicks: int
+
+
+@dataclass(frozen=True)
+class ProjectionSpec:
+    name: str
+    kinds: tuple[str, ...]
+    types: frozenset[str]
+
+
+_SEND_RESULTS = frozenset(
+    {
+        "send.attempted",
+        "send.accepted",
+        "send.failed",
+        "send.suppressed",
+        "send.rejected",
+        "send.indeterminate",
+    }
+)
+
+PROJECTIONS: dict[str, ProjectionSpec] = {
+    spec.name: spec
+    for spec in (
+        ProjectionSpec(
+            "onboarding",
+            ("waba", "portfolio", "number"),
+            frozenset(
+                {
+                    "account.updated",
+                    "account.onboarding_observed",
+                    "send.attempted",
+                    "send.accepted",
+                    "message.status",
+                }
+            ),
+        ),
+        ProjectionSpec(
+            "delivery",
+            ("message", "aggregate", "click", "click_count", "token"),
+            frozenset({"send.template", "message.status", "marketing.link_clicked"})
+            | _SEND_RESULTS,
+        ),
+        ProjectionSpec(
+            "suppression",
+            ("recipient",),
+            frozenset({"user.marketing_preference_changed", "message.status"}),
+        ),
+        ProjectionSpec(
+            "templates",
+            ("template",),
+            frozenset(
+                {
+                    "template.status_changed",
+                    "template.category_changed",
+                    "template.quality_changed",
+                    "send.accepted",
+                }
+            ),
+        ),
+    )
+}
+
+KIND_TYPES: dict[str, Any] = {
+    "waba": WabaState,
+    "portfolio": PortfolioState,
+    "number": NumberState,
+    "template": TemplateState,
+    "recipient": RecipientState,
+    "message": MessageState,
+    "aggregate": Aggregate,
+    "click": Click,
+    "click_count": ClickCount,
+    "token": TokenState,
+}
+_ADAPTERS = {kind: TypeAdapter(cls) for kind, cls in KIND_TYPES.items()}
+
+
+def choose(names: Iterable[str] | None) -> tuple[ProjectionSpec, ...]:
+    chosen = list(names) if names else list(PROJECTIONS)
+    unknown = [n for n in chosen if n not in PROJECTIONS]
+    if unknown:
+        raise ValueError(
+            f"unknown projection(s) {', '.join(unknown)}; choose from {', '.join(PROJECTIONS)}"
+        )
+    return tuple(PROJECTIONS[n] for n in sorted(set(chosen)))
+
+
+def streams_for(specs: Iterable[ProjectionSpec]) -> list[Stream]:
+    wanted = set().union(*(s.types for s in specs))
+    return [
+        spec.stream
+        for spec in catalogue("", partitions=1)
+        if wanted & set(spec.carries) and spec.stream is not Stream.DEAD_LETTERS
+    ]
+
+
+# ------------------------------------------------------------------- rows
+@dataclass(frozen=True)
+class Row:
+    kind: str
+    key: str
+    doc: bytes  # canonical JSON
+    ref: str | None = None  # a second lookup key (wamid, WABA id, owner)
+    grp: str | None = None  # a grouping key (campaign id, tracking token)
+    ts: str | None = None  # a time to filter on, ISO 8601
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def dump_doc(state: Any) -> bytes:
+    return orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+
+
+def load_doc(kind: str, doc: bytes | str) -> Any:
+    return _ADAPTERS[kind].validate_json(doc)
+
+
+def to_row(kind: str, key: str, state: Any) -> Row:
+    doc = dump_doc(state)
+    if isinstance(state, MessageState):
+        first = state.requested_at or min((w for _, w in state.times), default=None)
+        return Row(kind, key, doc, ref=state.wamid, grp=state.campaign_id, ts=_iso(first))
+    if isinstance(state, Aggregate):
+        return Row(kind, key, doc, grp=state.campaign_id, ts=state.day)
+    if isinstance(state, ClickCount):
+        return Row(kind, key, doc, grp=state.tracking_token, ts=state.day)
+    if isinstance(state, Click):
+        return Row(kind, key, doc, grp=state.tracking_token, ts=_iso(state.time))
+    if isinstance(state, RecipientState):
+        return Row(kind, key, doc, ts=_iso(state.since))
+    if isinstance(state, WabaState):
+        return Row(kind, key, doc, ref=state.owner_business_id, ts=_iso(state.since))
+    if isinstance(state, NumberState):
+        return Row(kind, key, doc, ref=state.waba_id, ts=_iso(state.first_seen))
+    if isinstance(state, TemplateState):
+        return Row(kind, key, doc, ref=state.waba_id, ts=_iso(state.approved_at))
+    if isinstance(state, TokenState):
+        return Row(kind, key, doc, grp=state.campaign_id)
+    if isinstance(state, PortfolioState):
+        return Row(kind, key, doc, ts=_iso(state.terms_signed_at))
+    raise TypeError(f"no row mapping for {type(state).__name__}")
+
+
+def digest_lines(lines: Iterable[tuple[str, str, bytes]]) -> str:
+    """sha256 over (kind, key, doc) sorted: the fingerprint of a projection's state."""
+    h = hashlib.sha256()
+    for kind, key, doc in sorted(lines):
+        h.update(kind.encode())
+        h.update(b"\t")
+        h.update(key.encode())
+        h.update(b"\t")
+        h.update(doc)
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------- the state
+class Projection:
+    """Every chosen projection's entities, in memory, with the rows changed since the last flush."""
+
+    def __init__(self, specs: Iterable[ProjectionSpec]) -> None:
+        self.specs = tuple(specs)
+        self.names = frozenset(s.name for s in self.specs)
+        self.kinds = tuple(k for s in self.specs for k in s.kinds)
+        self.types = frozenset().union(*(s.types for s in self.specs))
+        self.entities: dict[str, dict[str, Any]] = {kind: {} for kind in self.kinds}
+        self.wamids: dict[str, str] = {}
+        self.dirty: set[tuple[str, str]] = set()
+        self.applied = 0
+        self.by_type: dict[str, int] = {}
+
+    # -- loading a stored state
+    def load(self, kind: str, key: str, doc: bytes | str) -> None:
+        state = load_doc(kind, doc)
+        self.entities[kind][key] = state
+        if isinstance(state, MessageState) and state.wamid:
+            self.wamids[state.wamid] = key
+
+    # -- folding
+    def apply(self, event: Message) -> None:
+        t = event.type
+        if t not in self.types:
+            return
+        self.applied += 1
+        self.by_type[t] = self.by_type.get(t, 0) + 1
+        if "onboarding" in self.names:
+            self._onboarding(event)
+        if "delivery" in self.names and t in PROJECTIONS["delivery"].types:
+            self._delivery(event)
+        if "suppression" in self.names:
+            user = recipient_key(event)
+            if user:
+                self._fold("recipient", user, evolve_recipient, event)
+        if "templates" in self.names and t in PROJECTIONS["templates"].types:
+            data = event.data
+            name = getattr(data, "name", None) or getattr(data, "template_name", None)
+            waba = getattr(data, "waba_id", None)
+            if waba and name:
+                self._fold("template", template_key(waba, name), evolve_template, event)
+
+    def _fold(self, kind: str, key: str, fold: Any, event: Message) -> None:
+        table = self.entities[kind]
+        before = table.get(key)
+        after = fold(before, event)
+        if after is not None and after != before:
+            table[key] = after
+            self.dirty.add((kind, key))
+
+    def _onboarding(self, event: Message) -> None:
+        if event.type.startswith("account."):
+            waba_id = getattr(event.data, "waba_id", None)
+            if waba_id:
+                self._fold("waba", waba_id, evolve_waba, event)
+            business = onboarding.portfolio_of(event)
+            if business:
+                self._fold("portfolio", business, onboarding.evolve_portfolio, event)
+        number = onboarding.number_of(event)
+        if number:
+            self._fold("number", number[0], onboarding.evolve_number, event)
+
+    def _delivery(self, event: Message) -> None:
+        click = delivery.click_of(event)
+        if click is not None:
+            self._click(click)
+            return
+        token = delivery.token_of(event)
+        if token is not None:
+            self._fold("token", token.tracking_token, delivery.evolve_token, event)
+        seen = delivery.fact(event)
+        if seen is None:
+            return
+        messages = self.entities["message"]
+        key = seen.key
+        if seen.command_id is None and seen.wamid:
+            key = self.wamids.get(seen.wamid, key)
+        before = messages.get(key)
+        after = seen if before is None else merge(before, seen)
+        if after.command_id and after.wamid:
+            orphan_key = f"w:{after.wamid}"
+            orphan = messages.get(orphan_key) if orphan_key != key else None
+            if orphan is not None:
+                del messages[orphan_key]
+                self.dirty.add(("message", orphan_key))
+                self._count(orphan, None)
+                after = merge(after, orphan)
+        if after.wamid:
+            self.wamids[after.wamid] = key
+        if after != before:
+            messages[key] = after
+            self.dirty.add(("message", key))
+            self._count(before, after)
+
+    def _count(self, before: MessageState | None, after: MessageState | None) -> None:
+        old = contribution(before) if before is not None else None
+        new = contribution(after) if after is not None else None
+        if old == new:
+            return
+        aggregates = self.entities["aggregate"]
+        for part, sign in ((old, -1), (new, 1)):
+            if part is None:
+                continue
+            key, counts = part
+            row = aggregates.get(key.text) or Aggregate(
+                key.campaign_id, key.template_name, key.route, key.day, {}
+            )
+            updated = add_counts(row.counts, counts, sign)
+            self.dirty.add(("aggregate", key.text))
+            if updated:
+                aggregates[key.text] = Aggregate(
+                    key.campaign_id, key.template_name, key.route, key.day, updated
+                )
+            else:
+                aggregates.pop(key.text, None)
+
+    def _click(self, click: Click) -> None:
+        clicks = self.entities["click"]
+        if click.event_id in clicks:
+            return  # the same webhook again: counted once
+        clicks[click.event_id] = click
+        self.dirty.add(("click", click.event_id))
+        counts = self.entities["click_count"]
+        key = f"{click.tracking_token}|{click.day}"
+        current = counts.get(key)
+        counts[key] = ClickCount(
+            click.tracking_token, click.day, (current.clicks if current else 0) + 1
+        )
+        self.dirty.add(("click_count", key))
+
+    # -- flushing and fingerprints
+    def take_dirty(self) -> tuple[list[Row], list[tuple[str, str]]]:
+        upserts: list[Row] = []
+        deletes: list[tuple[str, str]] = []
+        for kind, key in self.dirty:
+            state = self.entities[kind].get(key)
+            if state is None:
+                deletes.append((kind, key))
+            else:
+                upserts.append(to_row(kind, key, state))
+        self.dirty.clear()
+        return upserts, deletes
+
+    def rows(self, kinds: Iterable[str] | None = None) -> Iterator[tuple[str, str, bytes]]:
+        for kind in kinds or self.kinds:
+            for key, state in self.entities.get(kind, {}).items():
+                yield kind, key, dump_doc(state)
+
+    def digest(self, kinds: Iterable[str] | None = None) -> str:
+        return digest_lines(self.rows(kinds))

@@ -1,0 +1,282 @@
+"""The projector: reads the event streams from its stored offsets and folds them into the store.
+
+It is not a consumer-group member: like Karapace's schema reader it assigns
+itself every partition of the streams it needs, seeks to the offsets stored
+with its rows (or the beginning) and never commits to Kafka. Each batch is
+folded in memory, then the changed rows and the new offsets go to the store
+in one transaction. It is ready once it has reached the end offsets it saw
+at start.
+
+Bounded runs (replay) stop at given offsets, or at the first record logged
+after a point in time, on every partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
+
+from services.common.logging import get_logger
+from services.common.settings import CommonSettings
+from services.contracts.codec import DecodeFailure, decode
+from services.contracts.topics import topic_name
+from services.projections.projection import Projection, streams_for
+from services.projections.store import Offsets, Store
+
+log = get_logger("mmbus.projector")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Where a bounded run stops: at these next-offsets, and/or after this log time (ms)."""
+
+    offsets: Mapping[tuple[str, int], int] | None = None
+    until_ms: int | None = None
+
+
+@dataclass
+class ProjectorMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.records = PromCounter(
+            "mmbus_projector_records",
+            "Records read, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "mmbus_projector_lag_records",
+            "Records between the stored offsets and the end of the streams.",
+            registry=self.registry,
+        )
+        self.flush_seconds = Histogram(
+            "mmbus_projector_flush_seconds",
+            "Time of one store transaction (rows plus offsets).",
+            registry=self.registry,
+        )
+
+
+def _ce_type(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    for name, value in record.headers or ():
+        if name == "ce_type":
+            text: str = value.decode(errors="replace")
+            return text
+    return None
+
+
+class ProjectorError(Exception):
+    """The projector cannot run; the message says what to fix."""
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        raise ProjectorError(f"topic {topic} does not exist; run `mmbus topics create`")
+    return set(parts)
+
+
+class Projector:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        projection: Projection,
+        store: Store | None,
+        *,
+        name: str,
+        bounds: Bounds | None = None,
+        batch_records: int = 5000,
+        flush_interval_ms: int = 200,
+        progress: Progress | None = None,
+        metrics: ProjectorMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.projection = projection
+        self.store = store
+        self.name = name
+        self.bounds = bounds
+        self.batch_records = batch_records
+        self.flush_interval_ms = flush_interval_ms
+        self.progress = progress
+        self.metrics = metrics or ProjectorMetrics()
+        self.topics = [
+            topic_name(stream, settings.topic_prefix) for stream in streams_for(projection.specs)
+        ]
+        self.offsets: Offsets = dict(store.offsets(name)) if store is not None else {}
+        self.anomalies: Counter[str] = Counter()
+        self.ready = asyncio.Event()
+        self.read = 0
+        self.fatal: BaseException | None = None
+        self._end: dict[tuple[str, int], int] = {}
+
+    def load_state(self) -> int:
+        """Load the stored rows into memory; the offsets were read with them."""
+        if self.store is None:
+            return 0
+        n = 0
+        for kind, key, doc in self.store.rows(self.projection.kinds):
+            self.projection.load(kind, key, doc)
+            n += 1
+        return n
+
+    def lag(self) -> int:
+        return sum(max(0, end - self.offsets.get(tp, 0)) for tp, end in self._end.items())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        except BaseException as exc:
+            self.fatal = exc
+            raise
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=f"mmbus-projector-{self.name}",
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **self.settings.kafka_client_options(),
+        )
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in self.topics
+                for p in sorted(await _partitions(consumer, topic))
+            ]
+            consumer.assign(partitions)
+            beginnings = await consumer.beginning_offsets(partitions)
+            ends = await consumer.end_offsets(partitions)
+            limits: dict[TopicPartition, int] = {}
+            for tp in partitions:
+                key = (tp.topic, tp.partition)
+                start = max(self.offsets.get(key, 0), beginnings[tp])
+                self.offsets[key] = start
+                consumer.seek(tp, start)
+                self._end[key] = ends[tp]
+                if self.bounds is not None:
+                    limit = ends[tp]
+                    if self.bounds.offsets is not None:
+                        limit = min(limit, self.bounds.offsets.get(key, 0))
+                    limits[tp] = limit
+            done = {
+                tp
+                for tp, limit in limits.items()
+                if self.offsets[(tp.topic, tp.partition)] >= limit
+            }
+            if done:
+                consumer.pause(*done)
+            total = sum(
+                max(0, lim - self.offsets[(t.topic, t.partition)]) for t, lim in limits.items()
+            )
+            self._check_ready()
+            log.info(
+                "projector reading",
+                projector=self.name,
+                partitions=len(partitions),
+                lag=self.lag(),
+                bounded=self.bounds is not None,
+            )
+            while not stop.is_set():
+                if self.bounds is not None and len(done) == len(partitions):
+                    break
+                batch = await consumer.getmany(
+                    timeout_ms=self.flush_interval_ms, max_records=self.batch_records
+                )
+                for tp, records in batch.items():
+                    if tp in done:
+                        continue
+                    key = (tp.topic, tp.partition)
+                    limit = limits.get(tp)
+                    for record in records:
+                        if limit is not None and record.offset >= limit:
+                            break
+                        if (
+                            self.bounds is not None
+                            and self.bounds.until_ms is not None
+                            and record.timestamp > self.bounds.until_ms
+                        ):
+                            limit = record.offset  # logged after the point in time
+                            break
+                        self._fold(record)
+                        self.offsets[key] = record.offset + 1
+                    if limit is not None and self.offsets[key] >= limit:
+                        limits[tp] = limit
+                        done.add(tp)
+                        consumer.pause(tp)
+                    self.read += len(records)
+                if batch:
+                    await self._flush()
+                    if self.progress is not None:
+                        self.progress(self.read, total)
+                self.metrics.lag.set(self.lag())
+                self._check_ready()
+                if not batch and self.bounds is None:
+                    await self._refresh_ends(consumer, partitions)
+        finally:
+            await self._flush()
+            await consumer.stop()
+
+    async def _refresh_ends(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> None:
+        # Idle: a cheap moment to learn the streams' new ends for the lag gauge.
+        try:
+            ends = await consumer.end_offsets(partitions)
+        except Exception as exc:  # the broker may be restarting; the lag waits
+            log.info("end offsets unavailable", error=type(exc).__name__)
+            return
+        for tp, end in ends.items():
+            self._end[(tp.topic, tp.partition)] = end
+
+    def _check_ready(self) -> None:
+        if not self.ready.is_set() and all(
+            self.offsets.get(tp, 0) >= end for tp, end in self._end.items()
+        ):
+            self.ready.set()
+            log.info("projector caught up", projector=self.name, read=self.read)
+
+    def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        ce_type = _ce_type(record)
+        if ce_type is not None and ce_type not in self.projection.types:
+            self.metrics.records.labels("skipped").inc()
+            return
+        event = decode(record.value, record.headers)
+        if isinstance(event, DecodeFailure):
+            # Not ours to dead-letter (the producer owns the stream): counted, logged,
+            # and listed in the audit report, never silently.
+            self.anomalies[f"undecodable:{event.reason}"] += 1
+            self.metrics.records.labels("undecodable").inc()
+            log.warning(
+                "record not readable; skipped",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=event.reason,
+                detail=event.detail,
+            )
+            return
+        self.projection.apply(event)
+        self.metrics.records.labels("applied").inc()
+
+    async def _flush(self) -> None:
+        upserts, deletes = self.projection.take_dirty()
+        if self.store is None:
+            return
+        started = time.perf_counter()
+        await asyncio.to_thread(self.store.write, self.name, upserts, deletes, dict(self.offsets))
+        self.metrics.flush_seconds.observe(time.perf_counter() - started)

@@ -1,0 +1,312 @@
+"""Where projections live: SQLite by default, PostgreSQL when a DSN is given, same code.
+
+Two tables. ``mmbus_rows`` holds every entity as canonical JSON with three
+indexed columns to look it up by (``ref``, ``grp``, ``ts``).
+``mmbus_offsets`` holds, per projector, the next offset to read on each
+partition. Rows and offsets are written in **one transaction**: after a crash
+the store holds exactly the state at its offsets, so a restart neither loses
+nor double-counts an event.
+
+The store is synchronous (sqlite3, psycopg); the projector calls it from a
+worker thread so the event loop keeps consuming.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from services.projections.projection import Row, digest_lines
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS mmbus_rows (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        ref TEXT,
+        grp TEXT,
+        ts TEXT,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    )""",
+    "CREATE INDEX IF NOT EXISTS mmbus_rows_ref ON mmbus_rows (kind, ref)",
+    "CREATE INDEX IF NOT EXISTS mmbus_rows_grp ON mmbus_rows (kind, grp, ts)",
+    "CREATE INDEX IF NOT EXISTS mmbus_rows_ts ON mmbus_rows (kind, ts)",
+    """CREATE TABLE IF NOT EXISTS mmbus_offsets (
+        projector TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        part INTEGER NOT NULL,
+        next_offset BIGINT NOT NULL,
+        PRIMARY KEY (projector, topic, part)
+    )""",
+)
+
+UPSERT_ROW = (
+    "INSERT INTO mmbus_rows (kind, key, ref, grp, ts, doc) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (kind, key) DO UPDATE SET "
+    "ref = excluded.ref, grp = excluded.grp, ts = excluded.ts, doc = excluded.doc"
+)
+DELETE_ROW = "DELETE FROM mmbus_rows WHERE kind = ? AND key = ?"
+UPSERT_OFFSET = (
+    "INSERT INTO mmbus_offsets (projector, topic, part, next_offset) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (projector, topic, part) DO UPDATE SET next_offset = excluded.next_offset"
+)
+
+Offsets = dict[tuple[str, int], int]
+
+
+class StoreError(Exception):
+    """The store URL is wrong or the store cannot be used; the message says what to fix."""
+
+
+class Store:
+    """One connection, guarded by a lock: the projector writes, the query API reads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.kind = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        self._lock = threading.Lock()
+        self._conn: Any = None
+
+    # -- lifecycle
+    def open(self) -> Store:
+        if self.kind == "postgresql":
+            try:
+                import psycopg
+            except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+                raise StoreError("PostgreSQL needs psycopg: pip install 'psycopg[binary]'") from exc
+            try:
+                self._conn = psycopg.connect(self.url, autocommit=False)
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"cannot connect to PostgreSQL ({_safe(self.url)}): {exc}"
+                ) from exc
+        else:
+            path = sqlite_path(self.url)
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL survives a process crash (not power loss)
+            # without an fsync per transaction; FULL is the setting for power loss.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+        with self._tx() as cur:
+            for statement in SCHEMA:
+                cur.execute(statement)
+        return self
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Store:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.kind == "postgresql" else statement
+
+    class _Tx:
+        def __init__(self, store: Store) -> None:
+            self.store = store
+            self.cur: Any = None
+
+        def __enter__(self) -> Store._Cursor:
+            self.store._lock.acquire()
+            if self.store.kind == "sqlite":
+                self.store._conn.execute("BEGIN IMMEDIATE")
+            self.cur = self.store._conn.cursor()
+            return Store._Cursor(self.store, self.cur)
+
+        def __exit__(self, exc_type: object, *rest: object) -> None:
+            try:
+                self.store._finish(commit=exc_type is None)
+            finally:
+                self.cur.close()
+                self.store._lock.release()
+
+    class _Cursor:
+        def __init__(self, store: Store, cur: Any) -> None:
+            self.store, self.cur = store, cur
+
+        def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+            self.cur.execute(self.store._sql(statement), tuple(params))
+            return self.cur
+
+        def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+            rows = list(rows)
+            if rows:
+                self.cur.executemany(self.store._sql(statement), rows)
+
+    def _finish(self, *, commit: bool) -> None:
+        if self.kind == "postgresql":
+            if commit:
+                self._conn.commit()
+            else:
+                self._conn.rollback()
+        else:
+            self._conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _tx(self) -> Store._Tx:
+        if self._conn is None:
+            raise StoreError("the store is not open")
+        return Store._Tx(self)
+
+    # -- writing
+    def write(
+        self,
+        projector: str,
+        upserts: Sequence[Row],
+        deletes: Sequence[tuple[str, str]],
+        offsets: Offsets,
+    ) -> None:
+        """Rows and the offsets they reflect, in one transaction."""
+        with self._tx() as cur:
+            cur.executemany(DELETE_ROW, deletes)
+            cur.executemany(
+                UPSERT_ROW,
+                ((r.kind, r.key, r.ref, r.grp, r.ts, r.doc.decode()) for r in upserts),
+            )
+            cur.executemany(
+                UPSERT_OFFSET,
+                ((projector, topic, part, nxt) for (topic, part), nxt in offsets.items()),
+            )
+
+    # -- reading
+    def offsets(self, projector: str) -> Offsets:
+        with self._tx() as cur:
+            rows = cur.execute(
+                "SELECT topic, part, next_offset FROM mmbus_offsets WHERE projector = ?",
+                (projector,),
+            ).fetchall()
+        return {(topic, int(part)): int(nxt) for topic, part, nxt in rows}
+
+    def projectors(self) -> list[str]:
+        with self._tx() as cur:
+            rows = cur.execute("SELECT DISTINCT projector FROM mmbus_offsets").fetchall()
+        return sorted(r[0] for r in rows)
+
+    def is_empty(self) -> bool:
+        with self._tx() as cur:
+            rows = cur.execute("SELECT 1 FROM mmbus_rows LIMIT 1").fetchall()
+            offsets = cur.execute("SELECT 1 FROM mmbus_offsets LIMIT 1").fetchall()
+        return not rows and not offsets
+
+    def rows(self, kinds: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+        kinds = list(kinds)
+        if not kinds:
+            return iter(())
+        marks = ", ".join("?" for _ in kinds)
+        with self._tx() as cur:
+            found = cur.execute(
+                f"SELECT kind, key, doc FROM mmbus_rows WHERE kind IN ({marks})",  # noqa: S608
+                kinds,
+            ).fetchall()
+        return iter([(k, key, doc) for k, key, doc in found])
+
+    def snapshot(self, projector: str, kinds: Iterable[str]) -> tuple[Offsets, str]:
+        """The offsets and the digest of the rows, read in one transaction (consistent)."""
+        kinds = list(kinds)
+        marks = ", ".join("?" for _ in kinds)
+        with self._tx() as cur:
+            offsets = cur.execute(
+                "SELECT topic, part, next_offset FROM mmbus_offsets WHERE projector = ?",
+                (projector,),
+            ).fetchall()
+            found = cur.execute(
+                f"SELECT kind, key, doc FROM mmbus_rows WHERE kind IN ({marks})",  # noqa: S608
+                kinds,
+            ).fetchall()
+        digest = digest_lines((k, key, doc.encode()) for k, key, doc in found)
+        return {(t, int(p)): int(n) for t, p, n in offsets}, digest
+
+    def digest(self, kinds: Iterable[str]) -> str:
+        return digest_lines((k, key, doc.encode()) for k, key, doc in self.rows(kinds))
+
+    def get(self, kind: str, key: str) -> str | None:
+        with self._tx() as cur:
+            found = cur.execute(
+                "SELECT doc FROM mmbus_rows WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchall()
+        return found[0][0] if found else None
+
+    def by_ref(self, kind: str, ref: str) -> list[tuple[str, str]]:
+        with self._tx() as cur:
+            found = cur.execute(
+                "SELECT key, doc FROM mmbus_rows WHERE kind = ? AND ref = ? ORDER BY key",
+                (kind, ref),
+            ).fetchall()
+        return [(k, d) for k, d in found]
+
+    def find(
+        self,
+        kind: str,
+        *,
+        grp: str | None = None,
+        grps: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[str, str]]:
+        """Rows of one kind, by key order (``after`` is the page cursor), filtered."""
+        where, params = ["kind = ?"], [kind]
+        if grp is not None:
+            where.append("grp = ?")
+            params.append(grp)
+        if grps is not None:
+            if not grps:
+                return []
+            where.append(f"grp IN ({', '.join('?' for _ in grps)})")
+            params.extend(grps)
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("ts < ?")
+            params.append(until)
+        if after is not None:
+            where.append("key > ?")
+            params.append(after)
+        # Only placeholders are interpolated; every value travels as a parameter.
+        clause = " AND ".join(where)
+        statement = f"SELECT key, doc FROM mmbus_rows WHERE {clause} ORDER BY key"  # noqa: S608
+        if limit is not None:
+            statement += f" LIMIT {int(limit)}"
+        with self._tx() as cur:
+            found = cur.execute(statement, params).fetchall()
+        return [(k, d) for k, d in found]
+
+    def count(self, kind: str) -> int:
+        with self._tx() as cur:
+            found = cur.execute("SELECT COUNT(*) FROM mmbus_rows WHERE kind = ?", (kind,))
+            return int(found.fetchall()[0][0])
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///abs/path.db``, ``sqlite:///:memory:`` or a bare file path."""
+    if url.startswith("sqlite:"):
+        parsed = urlparse(url)
+        path = parsed.path
+        if path.startswith("/:memory:"):
+            return ":memory:"
+        return path
+    return url
+
+
+def _safe(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
