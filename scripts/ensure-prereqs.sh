@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the machine has what the project needs beyond PyPI: Python 3.11, a
-# Java 17+ runtime and Maven (to fetch and run the Apache Kafka broker).
+# Java 17+ runtime and Maven (to fetch and run the Apache Kafka broker), and
+# PostgreSQL's server binaries (the projection store's tests start a throwaway one).
 # Installs the missing ones from Debian's packages when run as root; otherwise
 # says exactly what to install.
 set -euo pipefail
@@ -10,6 +11,9 @@ missing=()
 if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || missing+=(wrk); fi
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 if ! command -v python3.11 >/dev/null 2>&1 && ! python3 -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
   missing+=(python3.11 python3.11-venv)
 fi

@@ -36,3 +36,23 @@ def kafka_settings(kafka_bootstrap: str, topic_prefix: str) -> CommonSettings:
     return CommonSettings(
         kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, partitions=3
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A PostgreSQL server for the session (see tests/pg_fixture.py)."""
+    from tests.pg_fixture import postgres_server
+
+    with postgres_server() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def postgres_database(postgres_dsn: str) -> str:
+    """A database no other test uses, on the session's server."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # name is ours: hex only
+    return postgres_dsn.rsplit("/", 1)[0] + f"/{name}"

@@ -374,7 +374,7 @@ def contribution(m: MessageState) -> tuple[AggregateKey, dict[str, int]] | None:
     key = AggregateKey(
         campaign_id=m.campaign_id or "",
         template_name=m.template_name or "",
-        route=m.endpoint or "unknown",
+        route=m.endpoint or "not_sent",
         day=first.date().isoformat(),
     )
     reached = {name for name, _ in m.times}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from services.simulator import webhooks
 from services.simulator.behaviour import Behaviour, retry_delay_s
@@ -42,7 +43,22 @@ class Delivery:
             "delivered": self.delivered,
             "gave_up": self.gave_up,
             "attempts": self.attempts,
+            "subject": self.subject(),
         }
+
+    def subject(self) -> str | None:
+        """The wamid of a status webhook, the click id of a click (for audits of the audit)."""
+        try:
+            value = orjson.loads(self.body)["entry"][0]["changes"][0]["value"]
+            if "statuses" in value:
+                return str(value["statuses"][0]["id"])
+            if "user_actions" in value:
+                action = value["user_actions"][0]
+                data = action.get("marketing_messages_link_click_data") or {}
+                return str(data.get("click_id"))
+        except (ValueError, LookupError, TypeError):
+            return None
+        return None
 
 
 class Dispatcher:

@@ -45,7 +45,7 @@ async def test_live_projection_equals_the_fold_and_resumes_from_its_stored_offse
 async def test_replays_give_the_live_digest_and_an_audit_report(
     kafka_settings: CommonSettings, tmp_path: Path
 ) -> None:
-    log = campaign(30) + [ev.status(None, "delivered", 4, wamid="wamid.unknown")]
+    log = [*campaign(30), ev.status(None, "delivered", 4, wamid="wamid.unknown")]
     await publish_log(kafka_settings, log)
     live_url = f"sqlite:///{tmp_path / 'live.db'}"
     with Store(live_url) as store:
@@ -82,22 +82,28 @@ async def test_query_api_answers_from_the_store(
         async with projector_running(kafka_settings, store) as projector:
             await caught_up(projector, len(log))
         app = query_app(store, ready=lambda: {"ready": True})
-        with ServeInThread(app) as server, httpx.Client(base_url=server.base_url) as api:
-            funnel = api.get("/v1/campaigns/spring/funnel").json()
-            by_command = api.get(f"/v1/messages/{ev.cid(3)}").json()
-            by_wamid = api.get("/v1/messages/wamid.3").json()
-            page1 = api.get("/v1/messages", params={"campaign_id": "spring", "limit": 5}).json()
-            page2 = api.get(
-                "/v1/messages", params={"campaign_id": "spring", "limit": 5, "after": page1["next"]}
-            ).json()
-            waba = api.get(f"/v1/wabas/{ev.WABA}").json()
-            user = api.get(f"/v1/suppressions/{ev.USER}").json()
-            stopped = api.get("/v1/suppressions", params={"since": "2026-11-20"}).json()
-            template = api.get(f"/v1/templates/{ev.WABA}/spring_sale").json()
-            clicks = api.get("/v1/clicks", params={"tracking_token": "tok"}).json()
-            bad = api.get("/v1/messages", params={"since": "yesterday"})
-            missing = api.get("/v1/messages/nope")
-            later = api.get("/v1/campaigns/spring/funnel", params={"since": "2026-11-21"})
+        with ServeInThread(app) as server:
+            async with httpx.AsyncClient(base_url=server.base_url) as api:
+                funnel = (await api.get("/v1/campaigns/spring/funnel")).json()
+                by_command = (await api.get(f"/v1/messages/{ev.cid(3)}")).json()
+                by_wamid = (await api.get("/v1/messages/wamid.3")).json()
+                page1 = (
+                    await api.get("/v1/messages", params={"campaign_id": "spring", "limit": 5})
+                ).json()
+                page2 = (
+                    await api.get(
+                        "/v1/messages",
+                        params={"campaign_id": "spring", "limit": 5, "after": page1["next"]},
+                    )
+                ).json()
+                waba = (await api.get(f"/v1/wabas/{ev.WABA}")).json()
+                user = (await api.get(f"/v1/suppressions/{ev.USER}")).json()
+                stopped = (await api.get("/v1/suppressions", params={"since": "2026-11-20"})).json()
+                template = (await api.get(f"/v1/templates/{ev.WABA}/spring_sale")).json()
+                clicks = (await api.get("/v1/clicks", params={"tracking_token": "tok"})).json()
+                bad = await api.get("/v1/messages", params={"since": "yesterday"})
+                missing = await api.get("/v1/messages/nope")
+                later = await api.get("/v1/campaigns/spring/funnel", params={"since": "2026-11-21"})
     assert funnel["funnel"] == {
         "requested": 12,
         "accepted": 11,
