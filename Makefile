@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean bench-simulator bench-sender bench-ingest
+.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean bench-simulator bench-sender bench-ingest bench-replay
 
 help:
 	@echo "make run        set up everything and run the main job"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-simulator  simulator req/s vs a raw ASGI endpoint"
 	@echo "make bench-sender     sender sends/s vs raw aiokafka+httpx and a naive FastStream handler"
 	@echo "make bench-ingest     webhooks/s acknowledged vs a bare ASGI + producer endpoint"
+	@echo "make bench-replay     events/s rebuilt into memory and SQLite vs raw aiokafka consumption"
 
 prereqs:
 	@scripts/ensure-prereqs.sh
@@ -66,6 +67,9 @@ bench-ingest: install kafka-jars
 
 bench-sender: install kafka-jars
 	$(BIN)/python -m bench.sender
+
+bench-replay: install kafka-jars
+	$(BIN)/python -m bench.replay
 
 kafka-up: install kafka-jars
 	$(BIN)/mmbus kafka up

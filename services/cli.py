@@ -287,8 +287,9 @@ def ingest(host: str | None, port: int | None, no_normalizer: bool) -> None:
 # ---------------------------------------------------------------- projector
 @cli.command("projector")
 @click.option("--store", default=None, help="Store URL (MMBUS_PROJECTOR_STORE).")
+@click.option("--host", default=None, help="Query API address (MMBUS_PROJECTOR_HTTP_HOST).")
 @click.option("--port", type=int, default=None, help="Query API port (MMBUS_PROJECTOR_HTTP_PORT).")
-def projector(store: str | None, port: int | None) -> None:
+def projector(store: str | None, host: str | None, port: int | None) -> None:
     """Fold the event streams into projections and serve the query API."""
     from services.common.lifecycle import run_until_stopped
     from services.projections.main import run_projector
@@ -301,7 +302,11 @@ def projector(store: str | None, port: int | None) -> None:
         raise click.ClickException(f"invalid MMBUS_* setting: {exc}") from exc
     overrides = {
         k: v
-        for k, v in {"projector_store": store, "projector_http_port": port}.items()
+        for k, v in {
+            "projector_store": store,
+            "projector_http_host": host,
+            "projector_http_port": port,
+        }.items()
         if v is not None
     }
     settings = settings.model_copy(update=overrides)

@@ -6,11 +6,13 @@ import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
 
 from services.contracts.envelope import Frozen, Message
-from services.contracts.phone import normalize_msisdn
+from services.contracts.phone import digits_only, normalize_msisdn
 
+# Validation context key: the record is re-read from the log, not taken from a publisher.
+TRUSTED_LOG = "trusted_log"
 # Meta's template language codes: 'en', 'en_US', 'pt_BR', 'zh_HK', 'fil'.
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 # MM API message validity period (message_send_ttl_seconds): 12 hours to 30 days.
@@ -41,7 +43,17 @@ def _graph_id(value: str) -> str:
 
 
 GraphId = Annotated[str, AfterValidator(_graph_id)]
-Msisdn = Annotated[str, AfterValidator(normalize_msisdn)]
+
+
+def _msisdn(value: str, info: ValidationInfo) -> str:
+    if info.context and info.context.get(TRUSTED_LOG):
+        # Re-reading our own log (projections, replay): the sender validated the number
+        # when it acted on the command; only the cheap normalisation is repeated.
+        return digits_only(value)
+    return normalize_msisdn(value)
+
+
+Msisdn = Annotated[str, AfterValidator(_msisdn)]
 
 
 class TemplateLanguage(Frozen):

@@ -38,6 +38,12 @@ def normalize_msisdn(raw: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
+def digits_only(raw: str) -> str:
+    """The separators and a leading 00 removed, without the library's validity check."""
+    cleaned = _NOT_DIGITS.sub("", raw.strip())
+    return cleaned[2:] if cleaned.startswith("00") else cleaned
+
+
 @functools.lru_cache(maxsize=65_536)
 def region_of(msisdn: str) -> str | None:
     """ISO 3166 region of a normalised number ('US', 'GB', ...), or None if unknown."""

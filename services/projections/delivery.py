@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.contracts.callback import command_id_from_callback
 from services.contracts.commands import SendTemplate
@@ -41,9 +41,8 @@ OUTCOME_RANK = {"indeterminate": 1, "rejected": 2, "suppressed": 2, "failed": 2,
 TRACKING_TOKEN_LABEL = "tracking_token"  # noqa: S105 - a label name, not a secret
 
 
-@dataclass(frozen=True, order=True)
-class Step:
-    """One line of a message's history."""
+class Step(NamedTuple):
+    """One line of a message's history (a tuple: ordered by time, then event id)."""
 
     time: datetime
     id: str
@@ -138,6 +137,10 @@ def _history(a: tuple[Step, ...], b: tuple[Step, ...]) -> tuple[Step, ...]:
     # One line per event id: a command published twice keeps its first time.
     if not b:
         return a
+    if len(b) == 1:
+        step = b[0]
+        if all(s.id != step.id for s in a):
+            return tuple(sorted((*a, step)))
     first: dict[str, Step] = {}
     for step in (*a, *b):
         seen = first.get(step.id)
@@ -196,7 +199,6 @@ def _key(command_id: str | None, wamid: str | None) -> str:
 
 def fact(event: Message) -> MessageState | None:
     """What one event says about one message, as a state; None when it says nothing."""
-    step = Step(event.time, event.id, event.type, "")
     if isinstance(event, SendTemplate):
         c = event.data
         return MessageState(
@@ -218,98 +220,93 @@ def fact(event: Message) -> MessageState | None:
         event,
         SendAttempted | SendAccepted | SendFailed | SendSuppressed | SendIndeterminate,
     ):
-        d = event.data
-        base = MessageState(
-            key=d.command_id,
-            command_id=d.command_id,
-            waba_id=d.waba_id,
-            phone_number_id=d.phone_number_id,
-            recipient=d.to,
-            provider=d.provider,
-            campaign_id=d.campaign_id,
-            template_name=d.template_name,
-            template_language=d.template_language,
-            endpoint=d.decision.endpoint,
-        )
-        if isinstance(event, SendAttempted):
-            what = f"attempt {event.data.attempt}"
-            return _with(base, step, what)
-        if isinstance(event, SendAccepted):
-            return _with(base, step, "accepted", outcome="accepted", wamid=event.data.wamid)
-        if isinstance(event, SendFailed):
-            err = event.data.error
-            return _with(
-                base,
-                step,
-                "failed",
-                outcome="failed",
-                outcome_detail=f"{err.code}: {err.title}" if err.code else err.title,
-                error_code=err.code,
-                error_title=err.title,
-                error_from=(event.time, event.id),
-            )
-        if isinstance(event, SendSuppressed):
-            return _with(
-                base, step, "suppressed", outcome="suppressed", outcome_detail=event.data.rule
-            )
-        return _with(
-            base, step, "indeterminate", outcome="indeterminate", outcome_detail=event.data.cause
-        )
+        return _send_fact(event)
     if isinstance(event, SendRejected):
         r = event.data
         if r.command_id is None:
             return None
-        base = MessageState(key=r.command_id, command_id=r.command_id)
-        return _with(base, step, "rejected", outcome="rejected", outcome_detail=r.reason)
+        return MessageState(
+            key=r.command_id,
+            command_id=r.command_id,
+            outcome="rejected",
+            outcome_detail=r.reason,
+            times=(("rejected", event.time),),
+            history=(Step(event.time, event.id, event.type, "rejected"),),
+        )
     if isinstance(event, MessageStatus):
-        s = event.data
-        command_id = command_id_from_callback(s.biz_opaque_callback_data)
-        status = s.status
-        base = MessageState(
-            key=_key(command_id, s.wamid),
-            command_id=command_id,
-            wamid=s.wamid,
-            waba_id=s.waba_id,
-            phone_number_id=s.phone_number_id,
-            recipient=s.recipient_id,
-        )
-        pricing = None
-        if s.pricing is not None:
-            pricing = Pricing(
-                s.pricing.category, s.pricing.billable, s.pricing.type, s.pricing.pricing_model
-            )
-        first_error = s.errors[0] if s.errors else None
-        return _with(
-            base,
-            step,
-            status,
-            status=status if status in STATUS_RANK else None,
-            status_time=s.timestamp,
-            pricing=pricing,
-            pricing_from=(STATUS_RANK.get(status, 0), event.time, event.id) if pricing else None,
-            error_code=first_error.code if first_error else None,
-            error_title=first_error.title if first_error else None,
-            error_from=(event.time, event.id) if first_error else None,
-        )
+        return _status_fact(event)
     return None
 
 
-def _with(
-    base: MessageState, step: Step, what: str, *, status_time: datetime | None = None, **fields: Any
+def _send_fact(
+    event: SendAttempted | SendAccepted | SendFailed | SendSuppressed | SendIndeterminate,
 ) -> MessageState:
-    when = status_time or step.time
-    name = fields.get("status") or fields.get("outcome")
-    return MessageState(
-        **{
-            **{f: getattr(base, f) for f in _FIELDS},
-            **fields,
-            "times": ((name, when),) if name else (),
-            "history": (Step(step.time, step.id, step.type, what),),
+    d = event.data
+    fields: dict[str, Any] = {}
+    if isinstance(event, SendAttempted):
+        what = f"attempt {event.data.attempt}"
+    elif isinstance(event, SendAccepted):
+        what = "accepted"
+        fields = {"outcome": what, "wamid": event.data.wamid}
+    elif isinstance(event, SendFailed):
+        what, err = "failed", event.data.error
+        fields = {
+            "outcome": what,
+            "outcome_detail": f"{err.code}: {err.title}" if err.code else err.title,
+            "error_code": err.code,
+            "error_title": err.title,
+            "error_from": (event.time, event.id),
         }
+    elif isinstance(event, SendSuppressed):
+        what = "suppressed"
+        fields = {"outcome": what, "outcome_detail": event.data.rule}
+    else:
+        what = "indeterminate"
+        fields = {"outcome": what, "outcome_detail": event.data.cause}
+    return MessageState(
+        key=d.command_id,
+        command_id=d.command_id,
+        waba_id=d.waba_id,
+        phone_number_id=d.phone_number_id,
+        recipient=d.to,
+        provider=d.provider,
+        campaign_id=d.campaign_id,
+        template_name=d.template_name,
+        template_language=d.template_language,
+        endpoint=d.decision.endpoint,
+        times=((what, event.time),) if "outcome" in fields else (),
+        history=(Step(event.time, event.id, event.type, what),),
+        **fields,
     )
 
 
-_FIELDS = tuple(MessageState.__dataclass_fields__)
+def _status_fact(event: MessageStatus) -> MessageState:
+    s = event.data
+    command_id = command_id_from_callback(s.biz_opaque_callback_data)
+    status = s.status
+    pricing = pricing_from = None
+    if s.pricing is not None:
+        p = s.pricing
+        pricing = Pricing(p.category, p.billable, p.type, p.pricing_model)
+        pricing_from = (STATUS_RANK.get(status, 0), event.time, event.id)
+    first_error = s.errors[0] if s.errors else None
+    known = status in STATUS_RANK
+    return MessageState(
+        key=_key(command_id, s.wamid),
+        command_id=command_id,
+        wamid=s.wamid,
+        waba_id=s.waba_id,
+        phone_number_id=s.phone_number_id,
+        recipient=s.recipient_id,
+        status=status if known else None,
+        times=((status, s.timestamp),) if known else (),
+        pricing=pricing,
+        pricing_from=pricing_from,
+        error_code=first_error.code if first_error else None,
+        error_title=first_error.title if first_error else None,
+        error_from=(event.time, event.id) if first_error else None,
+        history=(Step(event.time, event.id, event.type, status),),
+    )
 
 
 def evolve_message(state: MessageState | None, event: Message) -> MessageState | None:

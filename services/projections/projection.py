@@ -23,6 +23,7 @@ from services.contracts.topics import Stream, catalogue
 from services.projections import delivery, onboarding
 from services.projections.delivery import (
     Aggregate,
+    AggregateKey,
     Click,
     MessageState,
     TokenState,
@@ -159,8 +160,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):  # named tuples (history steps) as JSON arrays
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def dump_doc(state: Any) -> bytes:
-    return orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(state, default=_plain, option=orjson.OPT_SORT_KEYS)
 
 
 def load_doc(kind: str, doc: bytes | str) -> Any:
@@ -217,6 +224,8 @@ class Projection:
         self.types = frozenset().union(*(s.types for s in self.specs))
         self.entities: dict[str, dict[str, Any]] = {kind: {} for kind in self.kinds}
         self.wamids: dict[str, str] = {}
+        # Each message's current share of the aggregates, so a change moves it in one step.
+        self._contributions: dict[str, tuple[AggregateKey, dict[str, int]]] = {}
         self.dirty: set[tuple[str, str]] = set()
         self.applied = 0
         self.by_type: dict[str, int] = {}
@@ -225,8 +234,12 @@ class Projection:
     def load(self, kind: str, key: str, doc: bytes | str) -> None:
         state = load_doc(kind, doc)
         self.entities[kind][key] = state
-        if isinstance(state, MessageState) and state.wamid:
-            self.wamids[state.wamid] = key
+        if isinstance(state, MessageState):
+            if state.wamid:
+                self.wamids[state.wamid] = key
+            part = contribution(state)
+            if part is not None:
+                self._contributions[key] = part
 
     # -- folding
     def apply(self, event: Message) -> None:
@@ -254,7 +267,7 @@ class Projection:
         table = self.entities[kind]
         before = table.get(key)
         after = fold(before, event)
-        if after is not None and after != before:
+        if after is not None and after is not before and after != before:
             table[key] = after
             self.dirty.add((kind, key))
 
@@ -286,6 +299,8 @@ class Projection:
         if seen.command_id is None and seen.wamid:
             key = self.wamids.get(seen.wamid, key)
         before = messages.get(key)
+        if before is not None and any(step.id == event.id for step in before.history):
+            return  # the same event again (ids are derived from content): nothing new
         after = seen if before is None else merge(before, seen)
         if after.command_id and after.wamid:
             orphan_key = f"w:{after.wamid}"
@@ -293,36 +308,44 @@ class Projection:
             if orphan is not None:
                 del messages[orphan_key]
                 self.dirty.add(("message", orphan_key))
-                self._count(orphan, None)
+                self._count(orphan_key, None)
                 after = merge(after, orphan)
         if after.wamid:
             self.wamids[after.wamid] = key
-        if after != before:
-            messages[key] = after
-            self.dirty.add(("message", key))
-            self._count(before, after)
+        messages[key] = after
+        self.dirty.add(("message", key))
+        self._count(key, after)
 
-    def _count(self, before: MessageState | None, after: MessageState | None) -> None:
-        old = contribution(before) if before is not None else None
+    def _count(self, key: str, after: MessageState | None) -> None:
+        """Move the message's contribution in the aggregates from its old state to its new."""
+        old = self._contributions.pop(key, None)
         new = contribution(after) if after is not None else None
+        if new is not None:
+            self._contributions[key] = new
         if old == new:
             return
+        if old is not None and new is not None and old[0] == new[0]:
+            self._add(new[0], add_counts(new[1], old[1], -1))  # same row: one delta
+            return
+        if old is not None:
+            self._add(old[0], {name: -n for name, n in old[1].items()})
+        if new is not None:
+            self._add(new[0], new[1])
+
+    def _add(self, key: AggregateKey, delta: dict[str, int]) -> None:
+        if not delta:
+            return
         aggregates = self.entities["aggregate"]
-        for part, sign in ((old, -1), (new, 1)):
-            if part is None:
-                continue
-            key, counts = part
-            row = aggregates.get(key.text) or Aggregate(
-                key.campaign_id, key.template_name, key.route, key.day, {}
+        text = key.text
+        row = aggregates.get(text)
+        updated = add_counts(row.counts, delta) if row is not None else dict(delta)
+        self.dirty.add(("aggregate", text))
+        if updated:
+            aggregates[text] = Aggregate(
+                key.campaign_id, key.template_name, key.route, key.day, updated
             )
-            updated = add_counts(row.counts, counts, sign)
-            self.dirty.add(("aggregate", key.text))
-            if updated:
-                aggregates[key.text] = Aggregate(
-                    key.campaign_id, key.template_name, key.route, key.day, updated
-                )
-            else:
-                aggregates.pop(key.text, None)
+        else:
+            aggregates.pop(text, None)
 
     def _click(self, click: Click) -> None:
         clicks = self.entities["click"]

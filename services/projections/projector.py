@@ -255,7 +255,7 @@ class Projector:
         if ce_type is not None and ce_type not in self.projection.types:
             self.metrics.records.labels("skipped").inc()
             return
-        event = decode(record.value, record.headers)
+        event = decode(record.value, record.headers, trusted=True)
         if isinstance(event, DecodeFailure):
             # Not ours to dead-letter (the producer owns the stream): counted, logged,
             # and listed in the audit report, never silently.

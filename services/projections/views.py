@@ -59,7 +59,7 @@ def message_detail(m: MessageState) -> dict[str, Any]:
     doc = asdict(m)
     doc["state"] = m.state
     doc["fell_back"] = m.fell_back
-    doc["history"] = [asdict(step) for step in m.history]
+    doc["history"] = [step._asdict() for step in m.history]
     doc.pop("pricing_from", None)
     doc.pop("error_from", None)
     doc["times"] = dict(m.times)

@@ -7,6 +7,8 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from services.common.settings import ENV_PREFIX, CommonSettings
+from services.ingest.settings import IngestSettings
+from services.projections.settings import ProjectorSettings
 from services.sender.settings import SenderSettings
 from services.simulator.settings import SimulatorSettings
 
@@ -34,6 +36,8 @@ def test_invalid_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
     [
         (CommonSettings, ENV_PREFIX),
         (SenderSettings, ENV_PREFIX),
+        (IngestSettings, ENV_PREFIX),
+        (ProjectorSettings, ENV_PREFIX),
         (SimulatorSettings, "MMBUS_SIMULATOR_"),
     ],
 )

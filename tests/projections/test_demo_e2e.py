@@ -75,7 +75,7 @@ def test_demo_campaign_funnel_matches_the_simulator_message_by_message(
             projected = []
             after = None
             while True:
-                params = {
+                params: dict[str, str | int] = {
                     "campaign_id": CAMPAIGN,
                     "limit": 50,
                     **({"after": after} if after else {}),
