@@ -249,7 +249,7 @@ def simulator(
 @cli.command("sender")
 def sender() -> None:
     """Consume send commands, call Meta or 360dialog, publish send events (MMBUS_* settings)."""
-    from services.common.lifecycle import run_until_stopped
+    from services.common.lifecycle import run_service
     from services.sender.main import run_sender
     from services.sender.settings import SenderSettings
 
@@ -257,7 +257,7 @@ def sender() -> None:
         settings = SenderSettings()
     except Exception as exc:
         raise click.ClickException(f"invalid MMBUS_* setting: {exc}") from exc
-    asyncio.run(run_until_stopped(lambda stop: run_sender(settings, stop)))
+    run_service(lambda stop: run_sender(settings, stop))
 
 
 # -------------------------------------------------------------------- ingest
@@ -267,7 +267,7 @@ def sender() -> None:
 @click.option("--no-normalizer", is_flag=True, help="Only receive; run no normalizer here.")
 def ingest(host: str | None, port: int | None, no_normalizer: bool) -> None:
     """Receive Meta's webhooks (signed, stored before 200) and normalise them into events."""
-    from services.common.lifecycle import run_until_stopped
+    from services.common.lifecycle import run_service
     from services.ingest.main import run_ingest
     from services.ingest.settings import IngestSettings
 
@@ -279,9 +279,7 @@ def ingest(host: str | None, port: int | None, no_normalizer: bool) -> None:
         k: v for k, v in {"ingest_host": host, "ingest_port": port}.items() if v is not None
     }
     settings = settings.model_copy(update=overrides)
-    asyncio.run(
-        run_until_stopped(lambda stop: run_ingest(settings, stop, normalizer=not no_normalizer))
-    )
+    run_service(lambda stop: run_ingest(settings, stop, normalizer=not no_normalizer))
 
 
 # ---------------------------------------------------------------- projector
@@ -291,7 +289,7 @@ def ingest(host: str | None, port: int | None, no_normalizer: bool) -> None:
 @click.option("--port", type=int, default=None, help="Query API port (MMBUS_PROJECTOR_HTTP_PORT).")
 def projector(store: str | None, host: str | None, port: int | None) -> None:
     """Fold the event streams into projections and serve the query API."""
-    from services.common.lifecycle import run_until_stopped
+    from services.common.lifecycle import run_service
     from services.projections.main import run_projector
     from services.projections.settings import ProjectorSettings
     from services.projections.store import StoreError
@@ -311,7 +309,7 @@ def projector(store: str | None, host: str | None, port: int | None) -> None:
     }
     settings = settings.model_copy(update=overrides)
     try:
-        asyncio.run(run_until_stopped(lambda stop: run_projector(settings, stop)))
+        run_service(lambda stop: run_projector(settings, stop))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 

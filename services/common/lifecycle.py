@@ -41,3 +41,17 @@ async def run_until_stopped(main: Main, *, grace_s: float = 30.0) -> None:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def run_service(main: Main, *, grace_s: float = 30.0) -> None:
+    """Run a service until it stops, on uvloop when installed (uvicorn[standard] brings it).
+
+    uvloop roughly halves the cost of the event loop's networking for the
+    receiver, the Kafka clients and the HTTP client alike.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        asyncio.run(run_until_stopped(main, grace_s=grace_s))
+        return
+    uvloop.run(run_until_stopped(main, grace_s=grace_s))

@@ -26,12 +26,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from services.common.logging import get_logger
-from services.contracts.codec import encode
+from services.contracts.codec import KafkaRecord, encode
 from services.contracts.envelope import Message, derive_id
 from services.contracts.topics import Stream, topic_name
 from services.contracts.webhook_events import DeadLetterRecorded
@@ -41,8 +42,10 @@ from services.ingest.verification import (
     Verdict,
     parse_json,
     raw_record,
+    raw_record_bytes,
     same_secret,
     verify_signature,
+    waba_of,
 )
 
 log = get_logger("mmbus.ingest")
@@ -69,88 +72,180 @@ class ReceiverMetrics:
         )
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise TooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def create_receiver(
-    settings: IngestSettings, producer: AIOKafkaProducer, registry: CollectorRegistry | None = None
-) -> Starlette:
-    raw_topic = topic_name(Stream.RAW_WEBHOOKS, settings.topic_prefix)
-    dead_topic = topic_name(Stream.DEAD_LETTERS, settings.topic_prefix)
-    secrets = [s.get_secret_value() for s in settings.ingest_app_secrets]
-    metrics = ReceiverMetrics(registry)
+async def _answer(send: Send, status: int, text: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(text)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": text})
 
-    async def publish(topic: str, message: Message) -> None:
-        record = encode(message)
-        started = time.perf_counter()
-        future = await producer.send(
-            topic, value=record.value, key=record.key, headers=record.headers
+
+class WebhookReceiver:
+    """The receiver as a plain ASGI app: webhook POSTs take a short path, the rest Starlette.
+
+    A webhook POST costs the signature check, one JSON parse (to refuse a body that
+    is not JSON and to key the record by WABA) and the record built straight to
+    bytes; no framework request object, no model round trip. GET challenge,
+    /health and /metrics go through Starlette.
+    """
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        producer: AIOKafkaProducer,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.raw_topic = topic_name(Stream.RAW_WEBHOOKS, settings.topic_prefix)
+        self.dead_topic = topic_name(Stream.DEAD_LETTERS, settings.topic_prefix)
+        self.secrets = [s.get_secret_value() for s in settings.ingest_app_secrets]
+        self.metrics = ReceiverMetrics(registry)
+        self.timeout_s = settings.ingest_publish_timeout_s
+        self.limit = settings.ingest_max_body_bytes
+        self._stored = {
+            path: self.metrics.requests.labels(path, "stored")
+            for path in ("/webhooks/meta", "/webhooks/360dialog")
+        }
+        self.fallback = Starlette(
+            routes=[
+                Route("/webhooks/meta", self.meta_get, methods=["GET"]),
+                Route("/health", self.health),
+                Route("/metrics", self.metrics_endpoint),
+            ]
         )
-        await asyncio.wait_for(future, settings.ingest_publish_timeout_s)
-        metrics.publish_latency.observe(time.perf_counter() - started)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            if path == "/webhooks/meta":
+                await self.receive(scope, receive, send, "meta")
+                return
+            if path == "/webhooks/360dialog":
+                await self.provider_post(scope, receive, send)
+                return
+        await self.fallback(scope, receive, send)
+
+    # -- webhooks
+    async def provider_post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        expected = self.settings.ingest_provider_secret
+        given = _header(scope, b"x-mmbus-provider-secret")
+        if expected is None or not same_secret(given, expected.get_secret_value()):
+            self.metrics.requests.labels(scope["path"], "provider_secret_invalid").inc()
+            await _answer(send, 401, b"provider secret missing or wrong")
+            return
+        await self.receive(scope, receive, send, "360dialog", "not_required")
 
     async def receive(
-        request: Request, source: Literal["meta", "360dialog"], verdict: Verdict | None
-    ) -> Response:
-        path = request.url.path
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        source: Literal["meta", "360dialog"],
+        verdict: Verdict | None = None,
+    ) -> None:
+        path: str = scope["path"]
+        declared = _header(scope, b"content-length")
         try:
-            body = await _read_limited(request, settings.ingest_max_body_bytes)
+            if declared is not None and declared.isdigit() and int(declared) > self.limit:
+                raise TooLarge
+            body = await _read_body(receive, self.limit)
         except TooLarge:
-            metrics.requests.labels(path, "too_large").inc()
-            return PlainTextResponse(
-                f"body over {settings.ingest_max_body_bytes} bytes", status_code=413
-            )
-        except ClientDisconnect:
-            metrics.requests.labels(path, "disconnected").inc()
-            return Response(status_code=400)
+            self.metrics.requests.labels(path, "too_large").inc()
+            await _answer(send, 413, f"body over {self.limit} bytes".encode())
+            return
+        except _Disconnected:
+            self.metrics.requests.labels(path, "disconnected").inc()
+            return
         key_index = None
         if verdict is None:
-            verdict, key_index = verify_signature(
-                body, request.headers.get("x-hub-signature-256"), secrets
-            )
+            signature = _header(scope, b"x-hub-signature-256")
+            verdict, key_index = verify_signature(body, signature, self.secrets)
             if verdict != "valid":
-                metrics.requests.labels(path, f"signature_{verdict}").inc()
+                self.metrics.requests.labels(path, f"signature_{verdict}").inc()
                 log.warning("webhook refused", path=path, signature=verdict, bytes=len(body))
-                return PlainTextResponse(f"signature {verdict}", status_code=401)
+                await _answer(send, 401, f"signature {verdict}".encode())
+                return
         now = datetime.now(UTC)
         parsed = parse_json(body)
-        record = raw_record(
-            body,
-            received_at=now,
-            source=source,
-            path=path,
-            verdict=verdict,
-            key_index=key_index,
-            content_type=request.headers.get("content-type"),
-            parsed=parsed,
-        )
+        content_type = _header(scope, b"content-type")
         try:
             if parsed is None:
-                await publish(dead_topic, _dead_letter(record, body))
-                metrics.requests.labels(path, "not_json").inc()
-                return PlainTextResponse("body is not JSON", status_code=400)
-            await publish(raw_topic, record)
+                record = raw_record(
+                    body,
+                    received_at=now,
+                    source=source,
+                    path=path,
+                    verdict=verdict,
+                    key_index=key_index,
+                    content_type=content_type,
+                    parsed=None,
+                )
+                await self.publish(self.dead_topic, encode(_dead_letter(record, body)))
+                self.metrics.requests.labels(path, "not_json").inc()
+                await _answer(send, 400, b"body is not JSON")
+                return
+            await self.publish(
+                self.raw_topic,
+                raw_record_bytes(
+                    body,
+                    received_at=now,
+                    source=source,
+                    path=path,
+                    verdict=verdict,
+                    key_index=key_index,
+                    content_type=content_type,
+                    waba_id=waba_of(parsed),
+                ),
+            )
         except (KafkaError, TimeoutError) as exc:
-            metrics.requests.labels(path, "unavailable").inc()
+            self.metrics.requests.labels(path, "unavailable").inc()
             log.error("kafka unavailable; answering 503", error=type(exc).__name__, path=path)
-            return PlainTextResponse("storage unavailable, retry later", status_code=503)
-        metrics.requests.labels(path, "stored").inc()
-        return PlainTextResponse("EVENT_RECEIVED")
+            await _answer(send, 503, b"storage unavailable, retry later")
+            return
+        self._stored[path].inc()
+        await _answer(send, 200, b"EVENT_RECEIVED")
 
-    async def meta_get(request: Request) -> Response:
+    async def publish(self, topic: str, record: KafkaRecord) -> None:
+        started = time.perf_counter()
+        # asyncio.timeout, not wait_for: no task per request (3.11+).
+        async with asyncio.timeout(self.timeout_s):
+            future = await self.producer.send(
+                topic, value=record.value, key=record.key, headers=record.headers
+            )
+            await future
+        self.metrics.publish_latency.observe(time.perf_counter() - started)
+
+    # -- the rest, through Starlette
+    async def meta_get(self, request: Request) -> Response:
         q = request.query_params
-        expected = settings.ingest_verify_token.get_secret_value()
+        expected = self.settings.ingest_verify_token.get_secret_value()
         if (
             q.get("hub.mode") == "subscribe"
             and expected
@@ -159,37 +254,27 @@ def create_receiver(
             return PlainTextResponse(q.get("hub.challenge", ""))
         return PlainTextResponse("verification failed", status_code=403)
 
-    async def meta_post(request: Request) -> Response:
-        return await receive(request, "meta", None)
-
-    async def provider_post(request: Request) -> Response:
-        expected = settings.ingest_provider_secret
-        if expected is None or not same_secret(
-            request.headers.get("x-mmbus-provider-secret"), expected.get_secret_value()
-        ):
-            metrics.requests.labels(request.url.path, "provider_secret_invalid").inc()
-            return PlainTextResponse("provider secret missing or wrong", status_code=401)
-        return await receive(request, "360dialog", "not_required")
-
-    async def health(_: Request) -> Response:
+    async def health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def metrics_endpoint(_: Request) -> Response:
+    async def metrics_endpoint(self, _: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app = Starlette(
-        routes=[
-            Route("/webhooks/meta", meta_get, methods=["GET"]),
-            Route("/webhooks/meta", meta_post, methods=["POST"]),
-            Route("/webhooks/360dialog", provider_post, methods=["POST"]),
-            Route("/health", health),
-            Route("/metrics", metrics_endpoint),
-        ]
-    )
-    app.state.metrics = metrics
-    return app
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
+def create_receiver(
+    settings: IngestSettings, producer: AIOKafkaProducer, registry: CollectorRegistry | None = None
+) -> WebhookReceiver:
+    return WebhookReceiver(settings, producer, registry)
 
 
 def _dead_letter(record: Message, body: bytes) -> DeadLetterRecorded:
@@ -212,4 +297,4 @@ def _dead_letter(record: Message, body: bytes) -> DeadLetterRecorded:
     )
 
 
-__all__ = ["create_receiver"]
+__all__ = ["WebhookReceiver", "create_receiver"]

@@ -6,10 +6,10 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from services.contracts.codec import loads
+from services.contracts.codec import CONTENT_TYPE, SPEC_VERSION, KafkaRecord, dumps, loads
 from services.contracts.envelope import derive_id
 from services.contracts.webhook_events import WebhookReceived
 
@@ -45,6 +45,78 @@ def parse_json(body: bytes) -> Any | None:
         return None
 
 
+def waba_of(parsed: Any) -> str | None:
+    """``entry[0].id``: the WABA the webhook is about (the raw stream's key)."""
+    if isinstance(parsed, dict) and isinstance(parsed.get("entry"), list) and parsed["entry"]:
+        first = parsed["entry"][0]
+        if isinstance(first, dict) and first.get("id") is not None:
+            return str(first["id"])
+    return None
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def raw_record_bytes(
+    body: bytes,
+    *,
+    received_at: datetime,
+    source: Literal["meta", "360dialog"],
+    path: str,
+    verdict: Verdict,
+    key_index: int | None,
+    content_type: str | None,
+    waba_id: str | None,
+) -> KafkaRecord:
+    """The record of :func:`raw_record`, built straight to bytes (the receiver's hot path).
+
+    Same envelope, same id, same key and headers as ``encode(raw_record(...))``
+    (a test holds them equal), without the model round trip: the receiver's
+    whole cost per webhook is this plus the signature check.
+    """
+    try:
+        text, encoding = body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(body).decode(), "base64"
+    digest = hashlib.sha256(body).hexdigest()
+    record_id = derive_id("webhook.received", {"sha256": digest, "source": source})
+    when = _utc(received_at)
+    subject = waba_id or digest[:16]
+    value = {
+        "id": record_id,
+        "type": "webhook.received",
+        "version": 1,
+        "time": when,
+        "source": SOURCE,
+        "subject": subject,
+        "correlation_id": None,
+        "causation_id": None,
+        "data": {
+            "received_at": when,
+            "source": source,
+            "path": path,
+            "body": text,
+            "body_encoding": encoding,
+            "signature": verdict,
+            "signature_key_index": key_index,
+            "content_type": content_type,
+            "waba_id": waba_id,
+        },
+    }
+    headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", record_id.encode()),
+        ("ce_type", b"webhook.received"),
+        ("ce_source", SOURCE.encode()),
+        ("ce_subject", subject.encode()),
+        ("ce_time", when.encode()),
+        ("ce_schemaversion", b"1"),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    return KafkaRecord(key=(waba_id or "unknown").encode(), value=dumps(value), headers=headers)
+
+
 def raw_record(
     body: bytes,
     *,
@@ -62,11 +134,7 @@ def raw_record(
         text, encoding = body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         text, encoding = base64.b64encode(body).decode(), "base64"
-    waba_id = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("entry"), list) and parsed["entry"]:
-        first = parsed["entry"][0]
-        if isinstance(first, dict) and first.get("id") is not None:
-            waba_id = str(first["id"])
+    waba_id = waba_of(parsed)
     digest = hashlib.sha256(body).hexdigest()
     return WebhookReceived.model_validate(
         {

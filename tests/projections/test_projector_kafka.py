@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -146,3 +150,40 @@ async def test_query_api_answers_from_the_store(
     assert "ISO 8601" in bad.json()["error"]
     assert missing.status_code == 404
     assert later.status_code == 404
+
+
+async def test_replay_cli_prints_the_report_and_refuses_a_used_store(
+    kafka_settings: CommonSettings, tmp_path: Path
+) -> None:
+    log = campaign(10)
+    await publish_log(kafka_settings, log)
+    env = {
+        "PATH": os.environ["PATH"],
+        "MMBUS_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.kafka_bootstrap_servers,
+        "MMBUS_TOPIC_PREFIX": kafka_settings.topic_prefix,
+    }
+    store = f"sqlite:///{tmp_path / 'audit.db'}"
+
+    def replay_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(
+            [sys.executable, "-m", "services.cli", "replay", "--store", store, *args], env
+        )
+
+    first = replay_cli("--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["records_read"] == len(log)
+    assert report["digests"]["all"] == expected_state(log).digest()
+    used = replay_cli()
+    assert used.returncode == 1
+    assert "already holds projections" in used.stderr
+    wrong = run_cli(
+        [sys.executable, "-m", "services.cli", "replay", "--projection", "billing"], env
+    )
+    assert wrong.returncode == 2
+    assert "unknown projection(s) billing" in wrong.stderr
+    assert "Traceback" not in used.stderr + wrong.stderr
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
