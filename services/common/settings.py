@@ -71,3 +71,9 @@ class CommonSettings(BaseSettings):
                 self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
             )
         return options
+
+    def kafka_producer_options(self) -> dict[str, object]:
+        """Connection options plus the cached default partitioner, for producers."""
+        from services.common.partitioner import partition_for
+
+        return {**self.kafka_client_options(), "partitioner": partition_for}

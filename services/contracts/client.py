@@ -102,7 +102,7 @@ class SendCommandPublisher:
             enable_idempotence=True,
             linger_ms=5,
             client_id="mmbus-command-publisher",
-            **settings.kafka_client_options(),
+            **settings.kafka_producer_options(),
         )
         return cls(
             producer,

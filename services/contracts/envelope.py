@@ -7,6 +7,7 @@ once written, is a fact.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -76,8 +77,20 @@ def derive_id(message_type: str, identity: dict[str, Any]) -> str:
     Canonical JSON (sorted keys) of ``identity`` under the message type, hashed
     into a UUIDv5: the same webhook content always yields the same id.
     """
-    canonical = orjson.dumps(identity, option=orjson.OPT_SORT_KEYS).decode()
-    return str(uuid.uuid5(MMBUS_NAMESPACE, f"{message_type}\n{canonical}"))
+    canonical = orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)
+    return _uuid5(message_type.encode() + b"\n" + canonical)
+
+
+_NAMESPACE_BYTES = MMBUS_NAMESPACE.bytes
+
+
+def _uuid5(name: bytes) -> str:
+    """``str(uuid.uuid5(MMBUS_NAMESPACE, name))`` without the UUID object (a hot path)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_id() -> str:

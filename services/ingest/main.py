@@ -29,8 +29,11 @@ async def run_ingest(
         acks="all",
         enable_idempotence=True,
         linger_ms=2,
+        # One WABA's webhooks share a partition, and an idempotent producer has one
+        # request in flight per partition: 16 KB batches (the default) held ~16 webhooks.
+        max_batch_size=1024 * 1024,
         client_id="mmbus-ingest",
-        **settings.kafka_client_options(),
+        **settings.kafka_producer_options(),
     )
     await producer.start()
     registry = CollectorRegistry()

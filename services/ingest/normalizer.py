@@ -43,7 +43,11 @@ class Normalizer:
         await ensure_project_topics(self.settings, self.output_prefix)
         options = self.settings.kafka_client_options()
         producer = AIOKafkaProducer(
-            acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=1024 * 1024, **options
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            **self.settings.kafka_producer_options(),
         )
         consumer = AIOKafkaConsumer(
             self.raw_topic,

@@ -171,7 +171,8 @@ class WebhookReceiver:
         verdict: Verdict | None = None,
     ) -> None:
         path: str = scope["path"]
-        declared = _header(scope, b"content-length")
+        headers = _headers(scope)
+        declared = headers.get(b"content-length")
         try:
             if declared is not None and declared.isdigit() and int(declared) > self.limit:
                 raise TooLarge
@@ -185,7 +186,7 @@ class WebhookReceiver:
             return
         key_index = None
         if verdict is None:
-            signature = _header(scope, b"x-hub-signature-256")
+            signature = headers.get(b"x-hub-signature-256")
             verdict, key_index = verify_signature(body, signature, self.secrets)
             if verdict != "valid":
                 self.metrics.requests.labels(path, f"signature_{verdict}").inc()
@@ -194,7 +195,7 @@ class WebhookReceiver:
                 return
         now = datetime.now(UTC)
         parsed = parse_json(body)
-        content_type = _header(scope, b"content-type")
+        content_type = headers.get(b"content-type")
         try:
             if parsed is None:
                 record = raw_record(
@@ -261,6 +262,13 @@ class WebhookReceiver:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+_WANTED = frozenset({b"content-length", b"content-type", b"x-hub-signature-256"})
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    return {k: v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

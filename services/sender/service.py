@@ -185,7 +185,7 @@ class Sender:
             linger_ms=2,
             max_batch_size=1024 * 1024,
             client_id="mmbus-sender",
-            **options,
+            **self.settings.kafka_producer_options(),
         )
         await self._producer.start()
         knowledge = asyncio.create_task(follow_knowledge(self, stop), name="sender-knowledge")

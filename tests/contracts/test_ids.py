@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 
-from services.contracts.envelope import derive_id
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.contracts.envelope import MMBUS_NAMESPACE, derive_id
 
 STATUS_IDENTITY = {"wamid": "wamid.HBgM", "status": "delivered", "timestamp": "1772442910"}
 
@@ -34,3 +39,12 @@ def test_ids_are_stable_across_processes() -> None:
 def test_derivation_never_changes() -> None:
     # Golden value: ids already in the log must be re-derivable by every later release.
     assert derive_id("message.status", STATUS_IDENTITY) == "41fc6fb9-b689-5629-8978-3b36e7674c26"
+
+
+@given(
+    st.text(max_size=40), st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=4)
+)
+def test_derived_ids_are_exactly_uuid5(message_type: str, identity: dict[str, str]) -> None:
+    canonical = orjson.dumps(identity, option=orjson.OPT_SORT_KEYS).decode()
+    expected = uuid.uuid5(MMBUS_NAMESPACE, f"{message_type}\n{canonical}")
+    assert derive_id(message_type, identity) == str(expected)
