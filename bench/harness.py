@@ -16,9 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 
@@ -197,3 +198,15 @@ def table(rows: list[tuple[str, LoadResult]], baseline: LoadResult) -> str:
             f"{r.percentile(50):7.1f} {r.percentile(99):7.1f} {r.errors:7d}"
         )
     return "\n".join(lines)
+
+
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a benchmark on uvloop, as the services run (``services.common.lifecycle``)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(main)
+    return uvloop.run(main)

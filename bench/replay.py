@@ -18,7 +18,6 @@ Raw runs before and after the others; the baseline is their mean. The broker is
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.harness import run_loop
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
 from services.contracts.codec import encode
@@ -145,7 +145,7 @@ def main() -> None:
             from services.localkafka import broker
 
             bootstrap = broker.up("bench", free_ports=True).instance.bootstrap_servers
-        asyncio.run(bench(bootstrap, args.messages))
+        run_loop(bench(bootstrap, args.messages))
 
 
 if __name__ == "__main__":

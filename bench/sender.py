@@ -39,7 +39,7 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.harness import free_port, serve
+from bench.harness import free_port, run_loop, serve
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
 from services.contracts.client import SendCommandPublisher, send_template
@@ -340,7 +340,7 @@ def main() -> None:
 
             bootstrap = broker.up("bench", free_ports=True).instance.bootstrap_servers
             stack.callback(broker.down, "bench", purge=True)
-        asyncio.run(bench(bootstrap, args.commands, args.latency_ms, args.naive_seconds))
+        run_loop(bench(bootstrap, args.commands, args.latency_ms, args.naive_seconds))
 
 
 if __name__ == "__main__":

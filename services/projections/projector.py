@@ -117,6 +117,8 @@ class Projector:
         self.offsets: Offsets = dict(store.offsets(name)) if store is not None else {}
         self.anomalies: Counter[str] = Counter()
         self.ready = asyncio.Event()
+        # Notified after every batch: lets callers wait for a condition on the progress.
+        self.progressed = asyncio.Condition()
         self.read = 0
         self.fatal: BaseException | None = None
         self._end: dict[tuple[str, int], int] = {}
@@ -225,6 +227,8 @@ class Projector:
                         self.progress(self.read, total)
                 self.metrics.lag.set(self.lag())
                 self._check_ready()
+                async with self.progressed:
+                    self.progressed.notify_all()
                 if not batch and self.bounds is None:
                     await self._refresh_ends(consumer, partitions)
         finally:
@@ -280,3 +284,4 @@ class Projector:
         started = time.perf_counter()
         await asyncio.to_thread(self.store.write, self.name, upserts, deletes, dict(self.offsets))
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
+        log.debug("projection stored", stored=sum(self.offsets.values()), rows=len(upserts))

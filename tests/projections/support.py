@@ -78,10 +78,11 @@ async def projector_running(
 
 async def caught_up(projector: Projector, read_at_least: int, timeout_s: float = 60) -> None:
     """Until the projector has read ``read_at_least`` records and reports no lag."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while projector.read < read_at_least or projector.lag() > 0:
+
+    def done() -> bool:
         if projector.fatal is not None:
             raise projector.fatal
-        assert loop.time() < deadline, f"read {projector.read}, lag {projector.lag()}"
-        await asyncio.sleep(0.05)
+        return projector.read >= read_at_least and projector.lag() == 0
+
+    async with asyncio.timeout(timeout_s), projector.progressed:
+        await projector.progressed.wait_for(done)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +23,7 @@ from tests.projections.support import campaign, expected_state, publish_log
 MESSAGES = 6000  # about 40,000 events: enough to kill the projector half-way
 
 
-def start_projector(settings: CommonSettings, store_url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_projector(settings: CommonSettings, store_url: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMBUS_")}
     env.update(
         {
@@ -30,32 +34,44 @@ def start_projector(settings: CommonSettings, store_url: str, log: Path) -> subp
             "MMBUS_PROJECTOR_HTTP_PORT": str(free_port()),
             # Small transactions, so a kill lands between many of them.
             "MMBUS_PROJECTOR_BATCH_RECORDS": "200",
+            # Each stored batch is logged (JSON lines): the test follows them.
             "MMBUS_LOG_FORMAT": "json",
+            "MMBUS_LOG_LEVEL": "DEBUG",
         }
     )
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "projector"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "projector"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
-def stored_progress(store_url: str) -> int:
-    with Store(store_url) as store:
-        return sum(store.offsets("mmbus-projector").values())
-
-
-def wait_for(predicate: object, what: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while not predicate():  # type: ignore[operator]
-        if process.poll() is not None:
-            tail = log.read_text()[-3000:]
-            pytest.fail(f"projector exited ({process.returncode}) waiting for {what}:\n{tail}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def follow(
+    process: subprocess.Popen[bytes],
+    until: Callable[[dict[str, Any]], bool],
+    log: Path,
+    timeout_s: float = 120,
+) -> dict[str, Any]:
+    """Read the process's log lines until one satisfies ``until`` (or fail with the log)."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    with selectors.DefaultSelector() as selector, log.open("ab") as copy:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not selector.select(left):
+                continue
+            line = process.stdout.readline()
+            if not line:
+                pytest.fail(f"projector exited ({process.wait()}):\n{log.read_text()[-3000:]}")
+            copy.write(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and until(record):
+                return record
+    pytest.fail(f"timed out; the projector's log ends:\n{log.read_text()[-3000:]}")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -71,28 +87,34 @@ async def test_kill_9_mid_stream_then_restart_counts_exactly(
     await publish_log(kafka_settings, log)
     total = len(log)
     out = tmp_path / "projector.log"
-    first = start_projector(kafka_settings, store_url, out)
+
+    def stored_at_least(n: int) -> Callable[[dict[str, Any]], bool]:
+        return lambda r: r.get("event") == "projection stored" and r.get("stored", 0) >= n
+
+    first = start_projector(kafka_settings, store_url)
     try:
-        Store(store_url).open().close()  # the schema exists before we poll it
-        wait_for(lambda: stored_progress(store_url) > total // 3, "a third", first, out)
+        follow(first, stored_at_least(total // 3), out)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        at_kill = stored_progress(store_url)
-        assert 0 < at_kill < total, "killed mid-stream"
-        second = start_projector(kafka_settings, store_url, out)
-        try:
-            wait_for(lambda: stored_progress(store_url) == total, "the end", second, out)
-        finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(30)
     finally:
         if first.poll() is None:
             first.kill()
+    with Store(store_url) as store:
+        at_kill = sum(store.offsets("mmbus-projector").values())
+    assert total // 3 <= at_kill < total, "killed mid-stream"
+    second = start_projector(kafka_settings, store_url)
+    try:
+        loaded = follow(second, lambda r: r.get("event") == "projector state loaded", out)
+        assert loaded["rows"] > 0, "the restart resumed from the stored rows"
+        follow(second, stored_at_least(total), out)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
     expected = expected_state(log)
     with Store(store_url) as store:
-        all_digest = store.digest(expected.kinds)
-        aggregates = [doc for _, doc in store.find("aggregate", grp="spring")]
-    assert all_digest == expected.digest(), "the stored state is exactly the fold of the log"
-    assert aggregates, "the campaign's counts are there"
-    restarted = out.read_text().count("projector state loaded")
-    assert restarted == 2
+        offsets = store.offsets("mmbus-projector")
+        digest = store.digest(expected.kinds)
+        campaign_rows = store.find("aggregate", grp="spring")
+    assert sum(offsets.values()) == total
+    assert digest == expected.digest(), "the stored state is exactly the fold of the log"
+    assert campaign_rows, "the campaign's counts are there"
