@@ -216,11 +216,11 @@ class Projector:
                             break
                         self._fold(record)
                         self.offsets[key] = record.offset + 1
+                        self.read += 1
                     if limit is not None and self.offsets[key] >= limit:
                         limits[tp] = limit
                         done.add(tp)
                         consumer.pause(tp)
-                    self.read += len(records)
                 if batch:
                     await self._flush()
                     if self.progress is not None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -187,3 +188,22 @@ async def test_replay_cli_prints_the_report_and_refuses_a_used_store(
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+async def test_replay_until_a_point_in_time_stops_at_the_log_as_it_stood(
+    kafka_settings: CommonSettings,
+) -> None:
+    before = campaign(8)
+    await publish_log(kafka_settings, before)
+    cut = datetime.now(UTC)
+    # The next records must be logged strictly after the cut (timestamps are in ms).
+    while datetime.now(UTC) - cut < timedelta(milliseconds=3):
+        pass
+    after = campaign(5, first=9)
+    await publish_log(kafka_settings, after)
+    specs = choose(None)
+    at_cut = await replay(kafka_settings, specs, store_url=None, until=cut)
+    everything = await replay(kafka_settings, specs, store_url=None)
+    assert at_cut.records_read == len(before)
+    assert at_cut.digests["all"] == expected_state(before).digest()
+    assert everything.digests["all"] == expected_state(before + after).digest()
