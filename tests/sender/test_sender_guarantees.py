@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -267,6 +267,14 @@ async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
     )
 
 
+def _ledger_rebuilds(logs: Path) -> list[list[str]]:
+    """Per sender (in start order), its "ledger rebuilt" log lines: one per assignment."""
+    return [
+        [line for line in log.read_text().splitlines() if "ledger rebuilt" in line]
+        for log in sorted(logs.glob("sender-*.log"))  # named by start time
+    ]
+
+
 @contextmanager
 def stopped_at_end(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
     try:
@@ -299,3 +307,61 @@ async def _read_to_end(settings: CommonSettings) -> list[Message]:
     finally:
         await consumer.stop()
     return out
+
+
+async def test_rebalance_mid_retry_sends_nothing_twice(
+    kafka_settings: CommonSettings, tmp_path: Path, simulator: tuple[str, httpx.Client]
+) -> None:
+    """A second sender joins mid-run and the first leaves mid-run, while calls fail and retry.
+
+    Partitions move twice with commands in backoff; each command must still end
+    once, and the API must see each message once.
+    """
+    url, sim = simulator
+    sim.put(
+        "/_admin/faults", json={"error_rates": {"131000": 0.15}, "http_5xx_rate": 0.10}
+    ).raise_for_status()
+    commands = campaign(1500, per_recipient=1)
+    await publish(kafka_settings, commands)
+    ids = {c.data.command_id for c in commands}
+    retrying = {
+        "MMBUS_SENDER_MAX_ATTEMPTS": "20",
+        "MMBUS_SENDER_BACKOFF_BASE_S": "0.1",
+        "MMBUS_SENDER_BACKOFF_CAP_S": "1",
+    }
+
+    def finished(n: int) -> Callable[[list[Message]], bool]:
+        return lambda es: len(terminal_by_command(es)) >= n
+
+    first = _sender_process(kafka_settings, url, tmp_path, **retrying)
+    second = None
+    try:
+        await read_stream(kafka_settings, Stream.SEND_EVENTS, until=finished(300), deadline_s=120)
+        second = _sender_process(kafka_settings, url, tmp_path, **retrying)
+        await read_stream(kafka_settings, Stream.SEND_EVENTS, until=finished(800), deadline_s=120)
+        first.terminate()  # leaves the group: its partitions move to the second
+        assert first.wait(timeout=60) == 0
+        events = await read_stream(
+            kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids), deadline_s=240
+        )
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+    terminals = terminal_by_command(events)
+    assert set(terminals) == ids, "no command lost"
+    assert set(terminals.values()) == {1}, "exactly one result per command"
+    outcomes = {e.data.command_id: e.type for e in events if e.type != "send.attempted"}
+    assert set(outcomes.values()) <= {"send.accepted", "send.indeterminate"}
+    sends = simulator_sends(sim)
+    assert set(sends.values()) == {1}, "no message reached the API twice"
+    accepted = {cid for cid, t in outcomes.items() if t == "send.accepted"}
+    assert accepted <= set(sends)
+    retried = {
+        e.data.command_id for e in events if e.type == "send.attempted" and e.data.attempt > 1
+    }
+    assert retried, "the faults really made commands retry across the rebalances"
+    rebuilt = _ledger_rebuilds(tmp_path)
+    assert len(rebuilt[0]) >= 2, "the first sender's partitions changed mid-run"
+    assert rebuilt[1], "the second sender took partitions mid-run"
