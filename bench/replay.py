@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.harness import run_loop
 from services.common.kafka_admin import ensure_project_topics
+from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
 from services.contracts.codec import encode
 from services.contracts.envelope import Message
@@ -104,6 +105,7 @@ async def raw_consume(settings: CommonSettings) -> tuple[int, float]:
 
 
 async def bench(bootstrap: str, messages: int) -> None:
+    configure_logging("WARNING", "console")
     settings = CommonSettings(
         kafka_bootstrap_servers=bootstrap,
         topic_prefix=f"bench-replay-{uuid.uuid4().hex[:8]}.",

@@ -226,6 +226,7 @@ class Projection:
         self.wamids: dict[str, str] = {}
         # Each message's current share of the aggregates, so a change moves it in one step.
         self._contributions: dict[str, tuple[AggregateKey, dict[str, int]]] = {}
+        self._touched: set[str] = set()  # messages whose contribution may have moved
         self.dirty: set[tuple[str, str]] = set()
         self.applied = 0
         self.by_type: dict[str, int] = {}
@@ -308,13 +309,24 @@ class Projection:
             if orphan is not None:
                 del messages[orphan_key]
                 self.dirty.add(("message", orphan_key))
-                self._count(orphan_key, None)
+                self._touched.add(orphan_key)
                 after = merge(after, orphan)
         if after.wamid:
             self.wamids[after.wamid] = key
         messages[key] = after
         self.dirty.add(("message", key))
-        self._count(key, after)
+        self._touched.add(key)
+
+    def settle(self) -> None:
+        """Bring the aggregates up to date with the messages changed since the last settle.
+
+        Done per batch, not per event: a message that moved through several states
+        in one batch moves its contribution once.
+        """
+        messages = self.entities.get("message", {})
+        for key in self._touched:
+            self._count(key, messages.get(key))
+        self._touched.clear()
 
     def _count(self, key: str, after: MessageState | None) -> None:
         """Move the message's contribution in the aggregates from its old state to its new."""
@@ -363,6 +375,7 @@ class Projection:
 
     # -- flushing and fingerprints
     def take_dirty(self) -> tuple[list[Row], list[tuple[str, str]]]:
+        self.settle()
         upserts: list[Row] = []
         deletes: list[tuple[str, str]] = []
         for kind, key in self.dirty:
@@ -374,7 +387,13 @@ class Projection:
         self.dirty.clear()
         return upserts, deletes
 
+    def forget_dirty(self) -> None:
+        """Nothing to write (no store): settle the aggregates and drop the change list."""
+        self.settle()
+        self.dirty.clear()
+
     def rows(self, kinds: Iterable[str] | None = None) -> Iterator[tuple[str, str, bytes]]:
+        self.settle()
         for kind in kinds or self.kinds:
             for key, state in self.entities.get(kind, {}).items():
                 yield kind, key, dump_doc(state)

@@ -27,7 +27,7 @@ from services.common.logging import get_logger
 from services.common.settings import CommonSettings
 from services.contracts.codec import DecodeFailure, decode
 from services.contracts.topics import topic_name
-from services.projections.projection import Projection, streams_for
+from services.projections.projection import Projection, Row, streams_for
 from services.projections.store import Offsets, Store
 
 log = get_logger("mmbus.projector")
@@ -99,6 +99,7 @@ class Projector:
         bounds: Bounds | None = None,
         batch_records: int = 5000,
         flush_interval_ms: int = 200,
+        flush_every_records: int | None = None,
         progress: Progress | None = None,
         metrics: ProjectorMetrics | None = None,
     ) -> None:
@@ -109,6 +110,11 @@ class Projector:
         self.bounds = bounds
         self.batch_records = batch_records
         self.flush_interval_ms = flush_interval_ms
+        # Live: one transaction per batch read (fresh rows, exact resumption). A bounded
+        # run (replay) may fold many batches per transaction: a message touched by
+        # several batches is then written once.
+        self.flush_every_records = flush_every_records or batch_records
+        self._unflushed = 0
         self.progress = progress
         self.metrics = metrics or ProjectorMetrics()
         self.topics = [
@@ -122,6 +128,11 @@ class Projector:
         self.read = 0
         self.fatal: BaseException | None = None
         self._end: dict[tuple[str, int], int] = {}
+        self._writing: asyncio.Task[None] | None = None
+        # What the store holds (the offsets of the last write that landed).
+        self.stored: Offsets = dict(self.offsets)
+        self._applied = self.metrics.records.labels("applied")
+        self._skipped = self.metrics.records.labels("skipped")
 
     def load_state(self) -> int:
         """Load the stored rows into memory; the offsets were read with them."""
@@ -221,10 +232,15 @@ class Projector:
                         limits[tp] = limit
                         done.add(tp)
                         consumer.pause(tp)
-                if batch:
+                self._unflushed += sum(len(r) for r in batch.values())
+                if self._unflushed and (
+                    self.bounds is None
+                    or self._unflushed >= self.flush_every_records
+                    or len(done) == len(partitions)
+                ):
                     await self._flush()
-                    if self.progress is not None:
-                        self.progress(self.read, total)
+                if batch and self.progress is not None:
+                    self.progress(self.read, total)
                 self.metrics.lag.set(self.lag())
                 self._check_ready()
                 async with self.progressed:
@@ -232,8 +248,11 @@ class Projector:
                 if not batch and self.bounds is None:
                     await self._refresh_ends(consumer, partitions)
         finally:
-            await self._flush()
-            await consumer.stop()
+            try:
+                await self._flush()
+                await self._drain()
+            finally:
+                await consumer.stop()
 
     async def _refresh_ends(
         self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
@@ -248,16 +267,16 @@ class Projector:
             self._end[(tp.topic, tp.partition)] = end
 
     def _check_ready(self) -> None:
-        if not self.ready.is_set() and all(
-            self.offsets.get(tp, 0) >= end for tp, end in self._end.items()
-        ):
+        # Ready once the store (not only memory) has reached the ends seen at start.
+        held = self.stored if self.store is not None else self.offsets
+        if not self.ready.is_set() and all(held.get(tp, 0) >= end for tp, end in self._end.items()):
             self.ready.set()
             log.info("projector caught up", projector=self.name, read=self.read)
 
     def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
         ce_type = _ce_type(record)
         if ce_type is not None and ce_type not in self.projection.types:
-            self.metrics.records.labels("skipped").inc()
+            self._skipped.inc()
             return
         event = decode(record.value, record.headers, trusted=True)
         if isinstance(event, DecodeFailure):
@@ -275,13 +294,36 @@ class Projector:
             )
             return
         self.projection.apply(event)
-        self.metrics.records.labels("applied").inc()
+        self._applied.inc()
 
     async def _flush(self) -> None:
-        upserts, deletes = self.projection.take_dirty()
+        """Hand the batch's rows and offsets to the store, then go on folding.
+
+        The rows are serialised now (a snapshot), and written in a worker thread
+        while the next batch is read and folded; sqlite3 and psycopg release the
+        GIL while they work. Writes stay one at a time and in order.
+        """
+        self._unflushed = 0
         if self.store is None:
+            self.projection.forget_dirty()
             return
+        upserts, deletes = self.projection.take_dirty()
+        if not upserts and not deletes and self.offsets == self.stored:
+            return
+        await self._drain()
+        self._writing = asyncio.create_task(self._write(upserts, deletes, dict(self.offsets)))
+
+    async def _drain(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
+
+    async def _write(
+        self, upserts: list[Row], deletes: list[tuple[str, str]], offsets: Offsets
+    ) -> None:
+        assert self.store is not None
         started = time.perf_counter()
-        await asyncio.to_thread(self.store.write, self.name, upserts, deletes, dict(self.offsets))
+        await asyncio.to_thread(self.store.write, self.name, upserts, deletes, offsets)
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
-        log.debug("projection stored", stored=sum(self.offsets.values()), rows=len(upserts))
+        self.stored = offsets
+        log.debug("projection stored", stored=sum(offsets.values()), rows=len(upserts))

@@ -122,6 +122,8 @@ async def replay(
                 until_ms=int(until.timestamp() * 1000) if until is not None else None,
             ),
             progress=progress,
+            # A fresh store is written for the audit's end state: few, large transactions.
+            flush_every_records=100_000,
         )
         await projector.run(asyncio.Event())
         report = audit(projection, projector)

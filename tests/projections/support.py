@@ -82,7 +82,8 @@ async def caught_up(projector: Projector, read_at_least: int, timeout_s: float =
     def done() -> bool:
         if projector.fatal is not None:
             raise projector.fatal
-        return projector.read >= read_at_least and projector.lag() == 0
+        landed = projector.store is None or projector.stored == projector.offsets
+        return projector.read >= read_at_least and projector.lag() == 0 and landed
 
     async with asyncio.timeout(timeout_s), projector.progressed:
         await projector.progressed.wait_for(done)

@@ -185,6 +185,7 @@ def test_status_for_an_unknown_wamid_is_kept_and_joined_when_the_send_arrives() 
     assert m.wamid == "wamid.1"
     p.apply(status(None, "read", 6, wamid="wamid.1"))
     assert p.entities["message"][cid(1)].state == "read", "later wamid-only statuses find it"
+    p.settle()  # aggregates follow the messages once per batch
     (agg,) = p.entities["aggregate"].values()
     assert agg.counts["read"] == 1
     assert agg.counts["accepted"] == 1
