@@ -115,3 +115,34 @@ def test_demo_campaign_funnel_matches_the_simulator_message_by_message(
     )
     assert wabas["102290129340398"]["status"] == "onboarded"
     assert wabas["203301230451409"]["status"] == "eligible"
+
+
+def test_mmbus_run_sends_the_demo_campaign_and_prints_the_funnel(
+    kafka_settings: CommonSettings, tmp_path: Path
+) -> None:
+    """The main job as `make run` starts it, stopping once the campaign has settled."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMBUS_")}
+    env.update(
+        {
+            "MMBUS_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.kafka_bootstrap_servers,
+            "MMBUS_TOPIC_PREFIX": kafka_settings.topic_prefix,
+            "MMBUS_PARTITIONS": str(kafka_settings.partitions),
+        }
+    )
+    command = ["run", "--exit-when-settled", "--workdir", str(tmp_path / "run")]
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", *command, "--campaign", "run-campaign"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "published 67 commands of campaign run-campaign" in out
+    assert "campaign settled." in out
+    assert "funnel: requested 67 > accepted" in out
+    assert "WABA 102290129340398    onboarded" in out
+    assert "WABA 203301230451409    eligible" in out
+    assert "billable by category:" in out

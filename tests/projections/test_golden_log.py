@@ -1,0 +1,46 @@
+"""Golden log: a fixed, committed log must always fold to the same state (Karapace-style).
+
+``golden/log.jsonl`` holds encoded records (headers, key, value) of a small
+campaign with the awkward cases: duplicates, wamid-only statuses, a status for
+an unknown message, a failure, a suppression, an indeterminate send, account,
+template and preference events. ``golden/digests.json`` pins the digest of each
+projection. A change to a fold that changes what an audit of an existing log
+says fails here; if the change is intended, regenerate with
+``MMBUS_REGENERATE_GOLDEN=1 pytest tests/projections/test_golden_log.py`` and
+say why in the commit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+
+from services.contracts.codec import DecodeFailure, decode
+from services.projections.projection import Projection, choose
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def fold_golden() -> Projection:
+    projection = Projection(choose(None))
+    for line in (GOLDEN / "log.jsonl").read_bytes().splitlines():
+        record = orjson.loads(line)
+        headers = [(k, v.encode()) for k, v in record["headers"]]
+        event = decode(orjson.dumps(record["value"]), headers, trusted=True)
+        assert not isinstance(event, DecodeFailure), event
+        projection.apply(event)
+    return projection
+
+
+def test_the_golden_log_folds_to_the_pinned_digests() -> None:
+    projection = fold_golden()
+    digests = {spec.name: projection.digest(spec.kinds) for spec in projection.specs}
+    pinned = GOLDEN / "digests.json"
+    if os.environ.get("MMBUS_REGENERATE_GOLDEN"):
+        pinned.write_bytes(orjson.dumps(digests, option=orjson.OPT_INDENT_2) + b"\n")
+    assert digests == orjson.loads(pinned.read_bytes())
+    messages = projection.entities["message"]
+    assert sum(m.state == "failed" for m in messages.values()) == 2
+    assert "w:wamid.unknown" in messages
