@@ -27,6 +27,8 @@ SyncGuard = Literal["hold", "warn", "ignore"]
 @dataclass(frozen=True)
 class RoutingPolicy:
     template_sync_guard: SyncGuard = "warn"
+    # The longest a command is held for a template sync before it is sent anyway.
+    hold_max: timedelta = TEMPLATE_SYNC_AFTER_APPROVAL
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,11 @@ def route(
     recipient: RecipientState | None,
     policy: RoutingPolicy,
     now: datetime,
+    held_since: datetime | None = None,
 ) -> Outcome:
+    """The decision for one command. ``held_since``: when this command began waiting for
+    a template sync (None if it has not been held); a hold ends at the sync window's end
+    or after ``policy.hold_max``, whichever is first, and then the command goes."""
     reasons: list[str] = []
 
     def decision(endpoint: Endpoint | None, category: str | None) -> Decision:
@@ -204,18 +210,24 @@ def route(
                 if command.product_policy == "STRICT"
                 else "CLOUD_API_FALLBACK: Meta sends through Cloud API (priced marketing)"
             )
-        guard = _template_sync(template, now)
+        guard = _template_sync(template, held_since or now)
         if guard is not None and policy.template_sync_guard != "ignore":
             until, why = guard
             reasons.append(why)
             if policy.template_sync_guard == "hold":
-                return Hold(until, why, decision(endpoint, category))
+                until = min(until, (held_since or now) + policy.hold_max)
+                if now < until:
+                    return Hold(until, why, decision(endpoint, category))
+                reasons.append(f"held for the sync until {until.isoformat()}; sending")
 
     return Send(endpoint, request_body(command, endpoint), decision(endpoint, category))
 
 
 def _template_sync(template: TemplateState | None, now: datetime) -> tuple[datetime, str] | None:
-    """New (< 10 min since approval) or dormant (> 7 days unused) templates need a sync."""
+    """New (< 10 min since approval) or dormant (> 7 days unused) templates need a sync.
+
+    ``now`` is when the command first met the guard, so a held command's window
+    does not move while it waits."""
     if template is None:
         return None
     if (

@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import orjson
@@ -144,7 +144,10 @@ class Sender:
             topic_name(Stream.PREFERENCES, prefix),
             topic_name(Stream.MESSAGE_STATUS, prefix),
         ]
-        self.policy = RoutingPolicy(settings.sender_template_sync_guard)
+        self.policy = RoutingPolicy(
+            settings.sender_template_sync_guard,
+            hold_max=timedelta(seconds=settings.sender_hold_max_s),
+        )
         self.wabas: dict[str, WabaState] = {}
         self.templates: dict[str, TemplateState] = {}
         self.recipients: dict[str, RecipientState] = {}
@@ -335,15 +338,16 @@ class Sender:
     async def _execute(self, record: ConsumerRecord[bytes, bytes], command: SendTemplate) -> None:
         data = command.data
         log_ = log.bind(command_id=data.command_id)
-        policy = self.policy
+        held_since: datetime | None = None
         for _ in range(4):
             outcome = route(
                 data,
                 self.wabas.get(data.waba_id),
                 self.templates.get(template_key(data.waba_id, data.template.name)),
                 self.recipients.get(data.to),
-                policy,
+                self.policy,
                 _now(),
+                held_since,
             )
             if isinstance(outcome, LookUp):
                 error = await self._look_up(outcome.what, data)
@@ -359,12 +363,10 @@ class Sender:
                     return
                 continue
             if isinstance(outcome, Hold):
-                wait = min(
-                    (outcome.until - _now()).total_seconds(), self.settings.sender_hold_max_s
-                )
+                held_since = held_since or _now()
+                wait = (outcome.until - _now()).total_seconds()
                 log_.info("holding for template sync", seconds=round(wait, 1), why=outcome.detail)
                 await asyncio.sleep(max(0.0, wait))
-                policy = RoutingPolicy("ignore")  # held once: the sync window is over
                 continue
             break
         else:

@@ -66,6 +66,7 @@ class Case:
     rule: str | None = None
     reason: str | None = None
     lookup: str | None = None
+    held_since: datetime | None = None
 
 
 CASES = [
@@ -250,6 +251,41 @@ CASES = [
         endpoint="marketing_messages",
     ),
     Case(
+        "new template, held until the window closed: sent",
+        command(),
+        Send,
+        template=TemplateState(WABA, "spring_sale", approved_at=NOW - timedelta(minutes=11)),
+        policy=RoutingPolicy("hold"),
+        held_since=NOW - timedelta(minutes=8),
+        endpoint="marketing_messages",
+    ),
+    Case(
+        "dormant template, still inside the window it was held for",
+        command(),
+        Hold,
+        template=TemplateState(WABA, "spring_sale", last_used_at=NOW - timedelta(days=8)),
+        policy=RoutingPolicy("hold"),
+        held_since=NOW - timedelta(minutes=4),
+    ),
+    Case(
+        "dormant template, held for its window: sent",
+        command(),
+        Send,
+        template=TemplateState(WABA, "spring_sale", last_used_at=NOW - timedelta(days=8)),
+        policy=RoutingPolicy("hold"),
+        held_since=NOW - timedelta(minutes=10),
+        endpoint="marketing_messages",
+    ),
+    Case(
+        "hold capped by hold_max: sent",
+        command(),
+        Send,
+        template=TemplateState(WABA, "spring_sale", approved_at=NOW - timedelta(minutes=1)),
+        policy=RoutingPolicy("hold", hold_max=timedelta(seconds=30)),
+        held_since=NOW - timedelta(seconds=31),
+        endpoint="marketing_messages",
+    ),
+    Case(
         "guard ignored",
         command(),
         Send,
@@ -262,7 +298,9 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_route(case: Case) -> None:
-    outcome = route(case.command, case.waba, case.template, case.recipient, case.policy, NOW)
+    outcome = route(
+        case.command, case.waba, case.template, case.recipient, case.policy, NOW, case.held_since
+    )
     assert type(outcome) is case.expect, outcome
     if isinstance(outcome, LookUp):
         assert outcome.what == case.lookup
@@ -277,6 +315,7 @@ def test_route(case: Case) -> None:
         assert outcome.reason == case.reason
     if isinstance(outcome, Hold):
         assert outcome.until > NOW
+        assert outcome.until <= (case.held_since or NOW) + case.policy.hold_max
 
 
 def test_request_body_for_mm_api() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
@@ -11,8 +11,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.common.settings import CommonSettings
+from services.contracts.envelope import new_id
 from services.contracts.topics import Stream, topic_name
 from services.contracts.webhook_events import (
+    TemplateStatusChanged,
+    TemplateStatusChangedData,
     UserMarketingPreferenceChanged,
     UserMarketingPreferenceChangedData,
 )
@@ -242,3 +245,39 @@ async def test_metrics_health_and_readiness(
         "mmbus_sender_http_latency_seconds",
     ):
         assert name in metrics
+
+
+async def test_a_template_approved_moments_ago_is_held_for_its_sync_then_sent(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    url, sim = simulator
+    approved = datetime.now(UTC) - timedelta(minutes=10) + timedelta(seconds=2)
+    await publish_events(
+        kafka_settings,
+        Stream.TEMPLATES,
+        [
+            TemplateStatusChanged(
+                id=new_id(),
+                time=approved,
+                source="test",
+                subject="spring_sale",
+                data=TemplateStatusChangedData(
+                    waba_id="102290129340398", name="spring_sale", event="APPROVED"
+                ),
+            )
+        ],
+    )
+    held = command(NUMBER, "447911123477")
+    await publish(kafka_settings, [held])
+    settings = sender_settings(kafka_settings, url, sender_template_sync_guard="hold")
+    async with running_sender(settings):
+        events = await read_stream(
+            kafka_settings, Stream.SEND_EVENTS, until=terminals_cover({held.data.command_id})
+        )
+    (accepted,) = [e for e in events if e.type == "send.accepted"]
+    assert accepted.data.requested_at is not None
+    assert accepted.data.requested_at >= approved + timedelta(minutes=10), "not before the sync"
+    reasons = " ".join(accepted.data.decision.reasons)
+    assert "approved under 10 minutes ago" in reasons
+    assert "held for the sync" in reasons
+    assert simulator_sends(sim) == {held.data.command_id: 1}
