@@ -165,32 +165,71 @@ def merge(a: MessageState, b: MessageState) -> MessageState:
         if a.outcome == b.outcome
         else (a.outcome_detail if outcome == a.outcome else b.outcome_detail)
     )
-    command_id = _pick(a.command_id, b.command_id)
-    return MessageState(
-        key=command_id or _pick(a.key, b.key),
-        command_id=command_id,
-        wamid=_pick(a.wamid, b.wamid),
-        waba_id=_pick(a.waba_id, b.waba_id),
-        phone_number_id=_pick(a.phone_number_id, b.phone_number_id),
-        recipient=_pick(a.recipient, b.recipient),
-        provider=_pick(a.provider, b.provider),
-        campaign_id=_pick(a.campaign_id, b.campaign_id),
-        template_name=_pick(a.template_name, b.template_name),
-        template_language=_pick(a.template_language, b.template_language),
-        tracking_token=_pick(a.tracking_token, b.tracking_token),
-        endpoint=_pick(a.endpoint, b.endpoint),
-        requested_at=_pick(a.requested_at, b.requested_at),
-        outcome=outcome,
-        outcome_detail=detail,
-        status=_ranked(a.status, b.status, STATUS_RANK),
-        times=_times(a.times, b.times),
-        pricing=pricing,
-        pricing_from=pricing_from,
-        error_code=error[0],
-        error_title=error[1],
-        error_from=error[2],
-        history=_history(a.history, b.history),
-    )
+    changes: dict[str, Any] = {}
+    for name in _PICKED:
+        mine, theirs = a.__dict__[name], b.__dict__[name]
+        value = _pick(mine, theirs)
+        if value is not mine:
+            changes[name] = value
+    command_id = changes.get("command_id", a.command_id)
+    key = command_id or _pick(a.key, b.key)
+    derived = {
+        "key": key,
+        "outcome": outcome,
+        "outcome_detail": detail,
+        "status": _ranked(a.status, b.status, STATUS_RANK),
+        "times": _times(a.times, b.times),
+        "pricing": pricing,
+        "pricing_from": pricing_from,
+        "error_code": error[0],
+        "error_title": error[1],
+        "error_from": error[2],
+        "history": _history(a.history, b.history),
+    }
+    for name, value in derived.items():
+        if value is not a.__dict__[name]:
+            changes[name] = value
+    return _evolved(a, changes)
+
+
+_BLANK = MessageState(key="")
+
+# Fields combined by _pick: known on one side, or the same on both, or the smaller.
+_PICKED = (
+    "command_id",
+    "wamid",
+    "waba_id",
+    "phone_number_id",
+    "recipient",
+    "provider",
+    "campaign_id",
+    "template_name",
+    "template_language",
+    "tracking_token",
+    "endpoint",
+    "requested_at",
+)
+
+
+def _state(**fields: Any) -> MessageState:
+    """A state with ``fields`` set and the rest at their defaults (see :func:`_evolved`)."""
+    return _evolved(_BLANK, fields)
+
+
+def _evolved(state: MessageState, changes: dict[str, Any]) -> MessageState:
+    """A new state: ``state`` with ``changes``. The original is never modified.
+
+    Built without the frozen dataclass's ``__init__`` (one ``object.__setattr__``
+    per field), which dominated the fold's cost: every field is copied, then the
+    changed ones replaced, so the result is exactly what the constructor makes.
+    """
+    if not changes:
+        return state
+    evolved = object.__new__(MessageState)
+    fields = evolved.__dict__
+    fields.update(state.__dict__)
+    fields.update(changes)
+    return evolved
 
 
 def _key(command_id: str | None, wamid: str | None) -> str:
@@ -201,7 +240,7 @@ def fact(event: Message) -> MessageState | None:
     """What one event says about one message, as a state; None when it says nothing."""
     if isinstance(event, SendTemplate):
         c = event.data
-        return MessageState(
+        return _state(
             key=c.command_id,
             command_id=c.command_id,
             waba_id=c.waba_id,
@@ -225,7 +264,7 @@ def fact(event: Message) -> MessageState | None:
         r = event.data
         if r.command_id is None:
             return None
-        return MessageState(
+        return _state(
             key=r.command_id,
             command_id=r.command_id,
             outcome="rejected",
@@ -263,7 +302,7 @@ def _send_fact(
     else:
         what = "indeterminate"
         fields = {"outcome": what, "outcome_detail": event.data.cause}
-    return MessageState(
+    return _state(
         key=d.command_id,
         command_id=d.command_id,
         waba_id=d.waba_id,
@@ -291,7 +330,7 @@ def _status_fact(event: MessageStatus) -> MessageState:
         pricing_from = (STATUS_RANK.get(status, 0), event.time, event.id)
     first_error = s.errors[0] if s.errors else None
     known = status in STATUS_RANK
-    return MessageState(
+    return _state(
         key=_key(command_id, s.wamid),
         command_id=command_id,
         wamid=s.wamid,

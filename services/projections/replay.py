@@ -18,7 +18,7 @@ from typing import Any
 
 from services.common.settings import CommonSettings
 from services.projections.delivery import MessageState
-from services.projections.projection import Projection, ProjectionSpec
+from services.projections.projection import Projection, ProjectionSpec, digest_lines
 from services.projections.projector import Bounds, Progress, Projector
 from services.projections.store import Store, StoreError
 
@@ -66,8 +66,12 @@ def audit(projection: Projection, projector: Projector) -> AuditReport:
             anomalies["indeterminate_reconciled_by_status"] += 1
         if m.requested_at is None and m.command_id is not None:
             anomalies["result_without_command"] += 1
-    digests = {spec.name: projection.digest(spec.kinds) for spec in projection.specs}
-    digests["all"] = projection.digest()
+    lines = list(projection.rows())  # serialised once, fingerprinted per projection
+    digests = {
+        spec.name: digest_lines(line for line in lines if line[0] in spec.kinds)
+        for spec in projection.specs
+    }
+    digests["all"] = digest_lines(lines)
     return AuditReport(
         projections=[s.name for s in projection.specs],
         records_read=projector.read,
