@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import selectors
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,15 @@ import pytest
 
 from bench.harness import free_port
 from services.common.settings import CommonSettings
+from services.localkafka import broker
 from services.projections.store import Store
-from tests.projections.support import campaign, expected_state, publish_log
+from tests.projections.support import (
+    campaign,
+    caught_up,
+    expected_state,
+    projector_running,
+    publish_log,
+)
 
 MESSAGES = 6000  # about 40,000 events: enough to kill the projector half-way
 
@@ -118,3 +127,29 @@ async def test_kill_9_mid_stream_then_restart_counts_exactly(
     assert sum(offsets.values()) == total
     assert digest == expected.digest(), "the stored state is exactly the fold of the log"
     assert campaign_rows, "the campaign's counts are there"
+
+
+async def test_a_broker_restart_under_a_running_projector_loses_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    name = f"pytest-projector-{uuid.uuid4().hex[:6]}"
+    try:
+        started = await asyncio.to_thread(broker.up, name, free_ports=True)
+        kafka = CommonSettings(
+            kafka_bootstrap_servers=started.instance.bootstrap_servers,
+            topic_prefix="p.",
+            partitions=2,
+        )
+        first, second = campaign(30), campaign(30, first=31)
+        await publish_log(kafka, first)
+        with Store(f"sqlite:///{tmp_path / 'live.db'}") as store:
+            async with projector_running(kafka, store) as projector:
+                await caught_up(projector, len(first))
+                await asyncio.to_thread(broker.down, name, kill=True)
+                await asyncio.to_thread(broker.up, name)
+                await publish_log(kafka, second)
+                await caught_up(projector, len(first) + len(second), timeout_s=120)
+            _, digest = store.snapshot("live", projector.projection.kinds)
+        assert digest == expected_state(first + second).digest()
+    finally:
+        await asyncio.to_thread(broker.down, name, purge=True, kill=True)
