@@ -34,35 +34,44 @@ def free_port() -> int:
 def serve(
     args: list[str], port: int, ready_path: str, env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """Run a server command; yield its base URL once ``ready_path`` answers; stop it after."""
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-            try:
-                if httpx.get(base + ready_path, timeout=1).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
+    """Run a server command; yield its base URL once ``ready_path`` answers; stop it after.
+
+    Its output goes to a temporary file, never to an unread pipe: a server that
+    logs more than a pipe holds (64 KiB) would block on its next log line.
+    """
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            env={**os.environ, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+        def tail() -> str:
+            output.seek(0)
+            return output.read().decode(errors="replace")[-3000:]
+
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {tail()}")
+                try:
+                    if httpx.get(base + ready_path, timeout=1).status_code < 500:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not become ready: {tail()}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from services.contracts.send_events import (
     SendAttempted,
     SendFailed,
     SendIndeterminate,
+    SendIndeterminateV1,
     SendRejected,
     SendSuppressed,
 )
@@ -46,6 +47,7 @@ MODELS: tuple[type[Message], ...] = (
     SendFailed,
     SendSuppressed,
     SendRejected,
+    SendIndeterminateV1,
     SendIndeterminate,
     WebhookReceived,
     MessageStatus,
@@ -71,9 +73,16 @@ def _send_accepted_v1_to_v2(envelope: dict[str, Any]) -> dict[str, Any]:
     return {**envelope, "version": 2, "data": data}
 
 
+def _send_indeterminate_v1_to_v2(envelope: dict[str, Any]) -> dict[str, Any]:
+    # v1's causes are all v2 causes; v1 recorded any in-call case as a read timeout
+    # (its detail says what it really was), and the log is not rewritten.
+    return {**envelope, "version": 2}
+
+
 # (type, from_version) -> function producing from_version + 1, on the raw envelope dict.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("send.accepted", 1): _send_accepted_v1_to_v2,
+    ("send.indeterminate", 1): _send_indeterminate_v1_to_v2,
 }
 
 

@@ -101,10 +101,27 @@ class SendRejectedData(Frozen):
     )
 
 
-class SendIndeterminateData(SendRef):
+class SendIndeterminateDataV1(SendRef):
     attempt: int = Field(ge=1)
     decision: Decision
     cause: Literal["read_timeout_after_send", "attempt_without_result_on_restart"]
+    detail: str
+
+
+IndeterminateCause = Literal[
+    "read_timeout_after_send",
+    "connection_lost_after_send",
+    "answer_without_message_id",
+    "attempt_without_result_on_restart",
+]
+
+
+class SendIndeterminateData(SendRef):
+    """v2 names why the outcome is unknown; v1 called every in-call case a read timeout."""
+
+    attempt: int = Field(ge=1)
+    decision: Decision
+    cause: IndeterminateCause
     detail: str
 
 
@@ -155,9 +172,17 @@ class SendRejected(_SendEvent):
         return (self.data.phone_number_id or self.data.command_id or "unknown").encode()
 
 
-class SendIndeterminate(_SendEvent):
+class SendIndeterminateV1(_SendEvent):
     """The API may or may not have the message; reconciled later from status webhooks."""
 
     type: Literal["send.indeterminate"] = "send.indeterminate"
     version: Literal[1] = 1
+    data: SendIndeterminateDataV1
+
+
+class SendIndeterminate(_SendEvent):
+    """The API may or may not have the message; reconciled later from status webhooks."""
+
+    type: Literal["send.indeterminate"] = "send.indeterminate"
+    version: Literal[2] = 2
     data: SendIndeterminateData

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.contracts.send_events import ApiError
+from services.contracts.send_events import ApiError, IndeterminateCause
 
 # From the design brief: transient failures worth retrying.
 RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057, 133004})
@@ -51,6 +51,7 @@ class Unknown:
     """The API may or may not have the message: never resent blindly."""
 
     detail: str
+    cause: IndeterminateCause = "read_timeout_after_send"
 
 
 Result = Delivered | Retry | Fail | Unknown
@@ -80,7 +81,12 @@ def classify(answer: int | Transport, body: Any = None) -> Result:
     """``answer`` is the HTTP status (with its parsed JSON ``body``) or a transport failure."""
     if isinstance(answer, Transport):
         if answer.sent:
-            return Unknown(f"{answer.kind} after the request was sent")
+            cause: IndeterminateCause = (
+                "read_timeout_after_send"
+                if answer.kind == "ReadTimeout"
+                else "connection_lost_after_send"
+            )
+            return Unknown(f"{answer.kind} after the request was sent", cause)
         return Retry(ApiError(message=f"{answer.kind} before the request was sent"))
     status = answer
     if status == 200:
@@ -94,7 +100,9 @@ def classify(answer: int | Transport, body: Any = None) -> Result:
                 http_status=status,
             )
         except (KeyError, IndexError, TypeError):
-            return Unknown(f"HTTP 200 without a message id: {str(body)[:200]}")
+            return Unknown(
+                f"HTTP 200 without a message id: {str(body)[:200]}", "answer_without_message_id"
+            )
     error = _api_error(status, body)
     if error.code in RETRYABLE_CODES:
         return Retry(

@@ -493,7 +493,7 @@ class Sender:
                             **_ref(data),
                             attempt=attempt,
                             decision=plan.decision,
-                            cause="read_timeout_after_send",
+                            cause=result.cause,
                             detail=result.detail,
                         ),
                     ),

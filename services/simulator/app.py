@@ -566,7 +566,12 @@ class ConnectionResetMiddleware:
             await self.app(scope, receive, send)
             return
 
+        aborted = False
+
         async def guarded(message: Message) -> None:
+            nonlocal aborted
+            if aborted:
+                return  # the rest of a reset response has nowhere to go, by design
             if message["type"] == "http.response.start" and any(
                 k.decode() == RESET_MARKER for k, _ in message.get("headers", [])
             ):
@@ -578,6 +583,9 @@ class ConnectionResetMiddleware:
                             socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
                         )
                     transport.abort()
+                    # Swallow the body that follows: passed on, uvicorn would log an
+                    # error with a traceback for every simulated reset.
+                    aborted = True
                     return
                 raise ConnectionResetError("simulated connection reset")
             await send(message)

@@ -16,7 +16,7 @@ from services.contracts.catalogue import BY_TYPE_VERSION, LATEST
 from services.contracts.codec import DecodeFailure, decode, encode, header_attributes
 from services.contracts.commands import SendTemplate
 from services.contracts.envelope import Message
-from services.contracts.send_events import SendAccepted
+from services.contracts.send_events import SendAccepted, SendIndeterminate
 from tests.contracts.examples import load_examples
 
 EXAMPLES = load_examples()
@@ -248,6 +248,14 @@ def test_stored_v1_send_accepted_decodes_as_v2() -> None:
     # The upcast happens on read; encoding the decoded value writes v2, the stored bytes stay v1.
     assert orjson.loads(encode(decoded).value)["version"] == 2
     assert orjson.loads(stored)["version"] == 1
+
+
+def test_stored_v1_send_indeterminate_decodes_as_v2_with_its_cause() -> None:
+    stored = orjson.dumps(EXAMPLES["send.indeterminate.v1"])
+    decoded = decode(stored)
+    assert isinstance(decoded, SendIndeterminate)
+    assert decoded.version == 2
+    assert decoded.data.cause == EXAMPLES["send.indeterminate.v1"]["data"]["cause"]
 
 
 def test_time_is_written_in_utc() -> None:

@@ -57,6 +57,23 @@ def test_classify(answer: int | Transport, body: object, expected: type) -> None
     assert type(classify(answer, body)) is expected
 
 
+@pytest.mark.parametrize(
+    ("answer", "body", "cause"),
+    [
+        (Transport("ReadTimeout", sent=True), None, "read_timeout_after_send"),
+        (Transport("RemoteProtocolError", sent=True), None, "connection_lost_after_send"),
+        (Transport("ReadError", sent=True), None, "connection_lost_after_send"),
+        (200, {"unexpected": True}, "answer_without_message_id"),
+    ],
+)
+def test_ambiguous_outcomes_name_their_cause(
+    answer: int | Transport, body: object, cause: str
+) -> None:
+    outcome = classify(answer, body)
+    assert isinstance(outcome, Unknown)
+    assert outcome.cause == cause
+
+
 def test_throttle_and_pair_limit_are_flagged() -> None:
     throttled = classify(400, _graph(130429))
     paired = classify(400, _graph(131056))

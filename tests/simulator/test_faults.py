@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import time
+from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.harness import free_port
 from tests.simulator.support import NUMBER, UK_USER, WebhookSink, statuses
 from tests.simulator.test_rules_over_http import TOKEN, template_body
 
@@ -85,3 +91,48 @@ def test_calls_and_counters_record_every_outcome(sim: httpx.Client) -> None:
     assert counters["codes.100"] == 1
     page = sim.get("/_admin/calls", params={"after_seq": 1, "limit": 1}).json()["calls"]
     assert [c["seq"] for c in page] == [2]
+
+
+async def test_many_resets_under_load_leave_the_server_answering(tmp_path: Path) -> None:
+    """Regression: every reset used to log a traceback; with output to a pipe nobody read,
+    the simulator blocked on a log line after a few dozen resets and stopped answering."""
+    port = free_port()
+    log = tmp_path / "simulator.log"
+    proc = _simulator_process(port, log)
+    try:
+        limits = httpx.Limits(max_connections=100)
+        retrying = httpx.AsyncHTTPTransport(retries=20, limits=limits)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10, transport=retrying) as client:
+            await client.get("/_admin/health")  # connect retries until it listens
+            await client.put("/_admin/faults", json={"reset_rate": 0.1})
+
+            async def one(i: int) -> str:
+                try:
+                    response = await client.post(
+                        "/v23.0/106540352242922/marketing_messages",
+                        headers={"Authorization": "Bearer sim-token"},
+                        json={"messaging_product": "whatsapp", "to": f"4479{i:08d}"},
+                    )
+                    return str(response.status_code)
+                except httpx.TransportError as exc:
+                    return type(exc).__name__
+
+            outcomes = Counter(await asyncio.gather(*(one(i) for i in range(600))))
+            health = await client.get("/_admin/health")
+        assert health.status_code == 200
+        assert "ReadTimeout" not in outcomes, outcomes
+        assert outcomes["ReadError"] > 20, "the resets really happened"
+        assert "Traceback" not in log.read_text(), "a simulated reset is not an error"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _simulator_process(port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "simulator", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
