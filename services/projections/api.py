@@ -56,6 +56,11 @@ def _time(value: str | None, name: str, *, day: bool = False) -> str | None:
     return parsed.date().isoformat() if day else parsed.isoformat()
 
 
+def _next(rows: list[tuple[str, str]], limit: int) -> str | None:
+    """The cursor of the next page: the last key of a full page."""
+    return rows[-1][0] if len(rows) == limit else None
+
+
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
@@ -71,12 +76,6 @@ def query_app(
 ) -> Starlette:
     async def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
-
-    def page(rows: list[tuple[str, Any]], limit: int) -> dict[str, Any]:
-        return {
-            "items": [doc for _, doc in rows],
-            "next": rows[-1][0] if len(rows) == limit else None,
-        }
 
     async def waba(request: Request) -> Response:
         waba_id = request.path_params["waba_id"]
@@ -106,7 +105,7 @@ def query_app(
         wanted = request.query_params.get("status")
         if wanted:
             items = [i for i in items if i["status"] == wanted]
-        return _json({"items": items, "next": rows[-1][0] if len(rows) == limit else None})
+        return _json({"items": items, "next": _next(rows, limit)})
 
     async def message(request: Request) -> Response:
         ident = request.path_params["message_id"]
@@ -131,18 +130,11 @@ def query_app(
             after=q.get("after"),
             limit=limit,
         )
-        states = [(key, message_detail(load_doc("message", doc))) for key, doc in rows]
+        items = [message_detail(load_doc("message", doc)) for _, doc in rows]
         if q.get("state"):
-            states = [(k, s) for k, s in states if s["state"] == q["state"]]
-        body = (
-            page(states, limit)
-            if not q.get("state")
-            else {
-                "items": [s for _, s in states],
-                "next": rows[-1][0] if len(rows) == limit else None,
-            }
-        )
-        return _json(body)
+            # Filtered within the page: a page may hold fewer than `limit`; follow `next`.
+            items = [m for m in items if m["state"] == q["state"]]
+        return _json({"items": items, "next": _next(rows, limit)})
 
     async def campaign_funnel(request: Request) -> Response:
         campaign_id = request.path_params["campaign_id"]
@@ -181,7 +173,7 @@ def query_app(
         )
         states: list[RecipientState] = [load_doc("recipient", doc) for _, doc in rows]
         items = [s for s in states if s.stopped_marketing]
-        return _json({"items": items, "next": rows[-1][0] if len(rows) == limit else None})
+        return _json({"items": items, "next": _next(rows, limit)})
 
     async def template(request: Request) -> Response:
         key = f"{request.path_params['waba_id']}:{request.path_params['name']}"
