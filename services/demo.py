@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from services.common.serving import free_port
 from services.common.settings import CommonSettings
 
 DEMO_SECRET = "demo-app-secret"  # noqa: S105 - the simulator's own demo secret
@@ -35,13 +35,6 @@ TERMINAL = ("accepted", "failed", "suppressed", "rejected", "indeterminate")
 
 class DemoError(Exception):
     """A part did not start or the campaign did not settle; the message says where to look."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from services.common.serving import free_port
 
 
 def _bin_dir() -> Path | None:
@@ -33,13 +34,6 @@ def _bin_dir() -> Path | None:
 def _version_key(path: str) -> int:
     part = path.split("/")[4]
     return int(part) if part.isdigit() else 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -63,7 +57,7 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, "postgres", "postgres")
         shutil.chown(sockets, "postgres", "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
 
     def pg(*args: str) -> None:
         done = subprocess.run([*run_as, *args], capture_output=True, text=True, check=False)

@@ -39,6 +39,7 @@ from services.contracts.webhook_events import DeadLetterRecorded
 from services.ingest.settings import IngestSettings
 from services.ingest.verification import (
     SOURCE,
+    Receipt,
     Verdict,
     parse_json,
     raw_record,
@@ -193,37 +194,24 @@ class WebhookReceiver:
                 log.warning("webhook refused", path=path, signature=verdict, bytes=len(body))
                 await _answer(send, 401, f"signature {verdict}".encode())
                 return
-        now = datetime.now(UTC)
         parsed = parse_json(body)
-        content_type = headers.get(b"content-type")
+        facts: Receipt = {
+            "received_at": datetime.now(UTC),
+            "source": source,
+            "path": path,
+            "verdict": verdict,
+            "key_index": key_index,
+            "content_type": headers.get(b"content-type"),
+        }
         try:
             if parsed is None:
-                record = raw_record(
-                    body,
-                    received_at=now,
-                    source=source,
-                    path=path,
-                    verdict=verdict,
-                    key_index=key_index,
-                    content_type=content_type,
-                    parsed=None,
-                )
+                record = raw_record(body, parsed=None, **facts)
                 await self.publish(self.dead_topic, encode(_dead_letter(record, body)))
                 self.metrics.requests.labels(path, "not_json").inc()
                 await _answer(send, 400, b"body is not JSON")
                 return
             await self.publish(
-                self.raw_topic,
-                raw_record_bytes(
-                    body,
-                    received_at=now,
-                    source=source,
-                    path=path,
-                    verdict=verdict,
-                    key_index=key_index,
-                    content_type=content_type,
-                    waba_id=waba_of(parsed),
-                ),
+                self.raw_topic, raw_record_bytes(body, waba_id=waba_of(parsed), **facts)
             )
         except (KafkaError, TimeoutError) as exc:
             self.metrics.requests.labels(path, "unavailable").inc()

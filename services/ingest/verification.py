@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from services.contracts.codec import CONTENT_TYPE, SPEC_VERSION, KafkaRecord, dumps, loads
 from services.contracts.envelope import derive_id
@@ -54,20 +54,39 @@ def waba_of(parsed: Any) -> str | None:
     return None
 
 
+def _body_and_id(body: bytes, source: str) -> tuple[str, str, str, str]:
+    """The body as text (UTF-8, else base64), its encoding, its sha256, and the record id:
+    a hash of the body, so a redelivery of the same webhook carries the same id."""
+    try:
+        text, encoding = body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(body).decode(), "base64"
+    digest = hashlib.sha256(body).hexdigest()
+    return (
+        text,
+        encoding,
+        digest,
+        derive_id("webhook.received", {"sha256": digest, "source": source}),
+    )
+
+
 def _utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+class Receipt(TypedDict):
+    """What ingest knew when it took a webhook, besides the body."""
+
+    received_at: datetime
+    source: Literal["meta", "360dialog"]
+    path: str
+    verdict: Verdict
+    key_index: int | None
+    content_type: str | None
+
+
 def raw_record_bytes(
-    body: bytes,
-    *,
-    received_at: datetime,
-    source: Literal["meta", "360dialog"],
-    path: str,
-    verdict: Verdict,
-    key_index: int | None,
-    content_type: str | None,
-    waba_id: str | None,
+    body: bytes, *, waba_id: str | None, **receipt: Unpack[Receipt]
 ) -> KafkaRecord:
     """The record of :func:`raw_record`, built straight to bytes (the receiver's hot path).
 
@@ -75,13 +94,9 @@ def raw_record_bytes(
     (a test holds them equal), without the model round trip: the receiver's
     whole cost per webhook is this plus the signature check.
     """
-    try:
-        text, encoding = body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(body).decode(), "base64"
-    digest = hashlib.sha256(body).hexdigest()
-    record_id = derive_id("webhook.received", {"sha256": digest, "source": source})
-    when = _utc(received_at)
+    source, verdict = receipt["source"], receipt["verdict"]
+    text, encoding, digest, record_id = _body_and_id(body, source)
+    when = _utc(receipt["received_at"])
     subject = waba_id or digest[:16]
     value = {
         "id": record_id,
@@ -95,12 +110,12 @@ def raw_record_bytes(
         "data": {
             "received_at": when,
             "source": source,
-            "path": path,
+            "path": receipt["path"],
             "body": text,
             "body_encoding": encoding,
             "signature": verdict,
-            "signature_key_index": key_index,
-            "content_type": content_type,
+            "signature_key_index": receipt["key_index"],
+            "content_type": receipt["content_type"],
             "waba_id": waba_id,
         },
     }
@@ -117,40 +132,27 @@ def raw_record_bytes(
     return KafkaRecord(key=(waba_id or "unknown").encode(), value=dumps(value), headers=headers)
 
 
-def raw_record(
-    body: bytes,
-    *,
-    received_at: datetime,
-    source: Literal["meta", "360dialog"],
-    path: str,
-    verdict: Verdict,
-    key_index: int | None,
-    content_type: str | None,
-    parsed: Any,
-) -> WebhookReceived:
+def raw_record(body: bytes, *, parsed: Any, **receipt: Unpack[Receipt]) -> WebhookReceived:
     """The raw webhook exactly as received. Its id is the hash of the body: a redelivery of
     the same webhook carries the same id, so consumers can tell it is the same."""
-    try:
-        text, encoding = body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(body).decode(), "base64"
+    source, received_at = receipt["source"], receipt["received_at"]
+    text, encoding, digest, record_id = _body_and_id(body, source)
     waba_id = waba_of(parsed)
-    digest = hashlib.sha256(body).hexdigest()
     return WebhookReceived.model_validate(
         {
-            "id": derive_id("webhook.received", {"sha256": digest, "source": source}),
+            "id": record_id,
             "time": received_at,
             "source": SOURCE,
             "subject": waba_id or digest[:16],
             "data": {
                 "received_at": received_at,
                 "source": source,
-                "path": path,
+                "path": receipt["path"],
                 "body": text,
                 "body_encoding": encoding,
-                "signature": verdict,
-                "signature_key_index": key_index,
-                "content_type": content_type,
+                "signature": receipt["verdict"],
+                "signature_key_index": receipt["key_index"],
+                "content_type": receipt["content_type"],
                 "waba_id": waba_id,
             },
         }

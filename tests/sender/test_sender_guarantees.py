@@ -16,7 +16,8 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.harness import free_port, serve
+from bench.harness import serve
+from services.common.serving import free_port
 from services.common.settings import CommonSettings
 from services.contracts.codec import decode
 from services.contracts.commands import SendTemplate

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from bench.harness import free_port, serve
+from bench.harness import serve
+from services.common.serving import free_port
 from services.simulator.world import load_world
 from tests.simulator.support import make_world
 
