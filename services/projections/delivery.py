@@ -17,6 +17,7 @@ replay's digest equals the live one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -356,6 +357,41 @@ def evolve_message(state: MessageState | None, event: Message) -> MessageState |
     if state is None:
         return seen
     return merge(state, seen)
+
+
+@dataclass(frozen=True)
+class Filed:
+    """Where one event's fact goes: the message's key, its new state, and the
+    ``w:<wamid>`` entry (statuses that came before the send linked their wamid)
+    merged into it, which is then gone."""
+
+    key: str
+    state: MessageState
+    absorbed: str | None = None
+
+
+def file_fact(
+    seen: MessageState,
+    event_id: str,
+    message: Callable[[str], MessageState | None],
+    linked: Callable[[str], str | None],
+) -> Filed | None:
+    """Decide where a fact belongs, reading the current messages (``message(key)``) and
+    the wamid links (``linked(wamid)``) without changing them. None: nothing new
+    (the same event again: ids are derived from content)."""
+    key = seen.key
+    if seen.command_id is None and seen.wamid:
+        key = linked(seen.wamid) or key
+    before = message(key)
+    if before is not None and any(step.id == event_id for step in before.history):
+        return None
+    after = seen if before is None else merge(before, seen)
+    if after.command_id and after.wamid:
+        orphan_key = f"w:{after.wamid}"
+        orphan = message(orphan_key) if orphan_key != key else None
+        if orphan is not None:
+            return Filed(key, merge(after, orphan), orphan_key)
+    return Filed(key, after)
 
 
 def message_key(event: Message) -> tuple[str, str | None] | None:

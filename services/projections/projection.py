@@ -29,7 +29,6 @@ from services.projections.delivery import (
     TokenState,
     add_counts,
     contribution,
-    merge,
 )
 from services.projections.knowledge import (
     RecipientState,
@@ -296,26 +295,18 @@ class Projection:
         if seen is None:
             return
         messages = self.entities["message"]
-        key = seen.key
-        if seen.command_id is None and seen.wamid:
-            key = self.wamids.get(seen.wamid, key)
-        before = messages.get(key)
-        if before is not None and any(step.id == event.id for step in before.history):
-            return  # the same event again (ids are derived from content): nothing new
-        after = seen if before is None else merge(before, seen)
-        if after.command_id and after.wamid:
-            orphan_key = f"w:{after.wamid}"
-            orphan = messages.get(orphan_key) if orphan_key != key else None
-            if orphan is not None:
-                del messages[orphan_key]
-                self.dirty.add(("message", orphan_key))
-                self._touched.add(orphan_key)
-                after = merge(after, orphan)
-        if after.wamid:
-            self.wamids[after.wamid] = key
-        messages[key] = after
-        self.dirty.add(("message", key))
-        self._touched.add(key)
+        filed = delivery.file_fact(seen, event.id, messages.get, self.wamids.get)
+        if filed is None:
+            return
+        if filed.absorbed is not None:
+            del messages[filed.absorbed]
+            self.dirty.add(("message", filed.absorbed))
+            self._touched.add(filed.absorbed)
+        if filed.state.wamid:
+            self.wamids[filed.state.wamid] = filed.key
+        messages[filed.key] = filed.state
+        self.dirty.add(("message", filed.key))
+        self._touched.add(filed.key)
 
     def settle(self) -> None:
         """Bring the aggregates up to date with the messages changed since the last settle.

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.contracts.envelope import Message
-from services.projections.delivery import MessageState, contribution, evolve_message
+from services.projections.delivery import (
+    MessageState,
+    contribution,
+    evolve_message,
+    fact,
+    file_fact,
+)
 from services.projections.knowledge import evolve_recipient, evolve_template, evolve_waba
 from services.projections.onboarding import (
     evolve_number,
@@ -349,3 +355,26 @@ def test_any_interleaving_gives_the_same_state(rng: random.Random) -> None:
 def test_the_digest_changes_when_the_state_does() -> None:
     events = campaign_log()
     assert digest_of(events) != digest_of(events[:-1])
+
+
+def test_file_fact_joins_and_absorbs_without_changing_anything() -> None:
+    orphan = fact(status(None, "delivered", 4, wamid="wamid.1"))
+    assert orphan is not None
+    known = {"w:wamid.1": orphan}
+    accepted_fact = fact(accepted(1))
+    assert accepted_fact is not None
+    no_links: dict[str, str] = {}
+    filed = file_fact(accepted_fact, accepted(1).id, known.get, no_links.get)
+    assert filed is not None
+    assert (filed.key, filed.absorbed, filed.state.state) == (cid(1), "w:wamid.1", "delivered")
+    assert known == {"w:wamid.1": orphan}, "a decision, not a change"
+    # Later statuses naming only the wamid are filed under the command via the link.
+    read = status(None, "read", 6, wamid="wamid.1")
+    read_fact = fact(read)
+    assert read_fact is not None
+    linked = file_fact(read_fact, read.id, {cid(1): filed.state}.get, {"wamid.1": cid(1)}.get)
+    assert linked is not None
+    assert (linked.key, linked.state.state) == (cid(1), "read")
+    # The same event again changes nothing.
+    again = file_fact(read_fact, read.id, {cid(1): linked.state}.get, {"wamid.1": cid(1)}.get)
+    assert again is None
