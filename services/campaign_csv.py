@@ -69,7 +69,7 @@ def _components(params: str) -> list[dict[str, Any]]:
     return [{"type": "body", "parameters": [{"type": "text", "text": v} for v in values]}]
 
 
-def _flag(value: str, line: int) -> bool | None:
+def _flag(value: str) -> bool | None:
     lowered = value.strip().lower()
     if lowered == "":
         return None
@@ -111,7 +111,7 @@ def read_commands(
                 errors.append(RowError(line, "no campaign_id (add the column or pass --campaign)"))
                 continue
             try:
-                command = _command(values, campaign_id, source, line)
+                command = _command(values, campaign_id, source)
             except (ValidationError, ValueError) as exc:
                 errors.append(RowError(line, _explain(exc)))
                 continue
@@ -127,7 +127,7 @@ def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]]]:
         yield reader.line_num, clean
 
 
-def _command(values: dict[str, str], campaign_id: str, source: str, line: int) -> SendTemplate:
+def _command(values: dict[str, str], campaign_id: str, source: str) -> SendTemplate:
     def opt(name: str) -> str | None:
         value = values.get(name, "").strip()
         return value or None
@@ -138,7 +138,7 @@ def _command(values: dict[str, str], campaign_id: str, source: str, line: int) -
             options[name] = opt(name)
     if opt("tracking_token"):
         options["labels"] = {"tracking_token": opt("tracking_token")}
-    sharing = _flag(values.get("activity_sharing", ""), line)
+    sharing = _flag(values.get("activity_sharing", ""))
     if sharing is not None:
         options["message_activity_sharing"] = sharing
     return send_template(

@@ -100,9 +100,6 @@ class MessageState:
             and self.pricing.category == "marketing"
         )
 
-    def time_of(self, state: str) -> datetime | None:
-        return dict(self.times).get(state)
-
 
 # ------------------------------------------------------------------ merging
 def _pick(a: Any, b: Any) -> Any:
@@ -392,14 +389,6 @@ def file_fact(
         if orphan is not None:
             return Filed(key, merge(after, orphan), orphan_key)
     return Filed(key, after)
-
-
-def message_key(event: Message) -> tuple[str, str | None] | None:
-    """(the key this event's fact is filed under, the wamid it names) or None."""
-    seen = fact(event)
-    if seen is None:
-        return None
-    return seen.key, seen.wamid
 
 
 # --------------------------------------------------------------- aggregates

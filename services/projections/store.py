@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -60,6 +61,22 @@ Offsets = dict[tuple[str, int], int]
 
 class StoreError(Exception):
     """The store URL is wrong or the store cannot be used; the message says what to fix."""
+
+
+class _Cursor:
+    """A DB-API cursor taking ``?`` placeholders for either driver."""
+
+    def __init__(self, cur: Any, sql: Callable[[str], str]) -> None:
+        self.cur, self.sql = cur, sql
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        self.cur.execute(self.sql(statement), tuple(params))
+        return self.cur
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            self.cur.executemany(self.sql(statement), rows)
 
 
 class Store:
@@ -117,37 +134,24 @@ class Store:
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.kind == "postgresql" else statement
 
-    class _Tx:
-        def __init__(self, store: Store) -> None:
-            self.store = store
-            self.cur: Any = None
-
-        def __enter__(self) -> Store._Cursor:
-            self.store._lock.acquire()
-            if self.store.kind == "sqlite":
-                self.store._conn.execute("BEGIN IMMEDIATE")
-            self.cur = self.store._conn.cursor()
-            return Store._Cursor(self.store, self.cur)
-
-        def __exit__(self, exc_type: object, *rest: object) -> None:
+    @contextmanager
+    def _tx(self) -> Iterator[_Cursor]:
+        """One transaction on the one connection; the lock keeps threads out of each other's."""
+        if self._conn is None:
+            raise StoreError("the store is not open")
+        with self._lock:
+            if self.kind == "sqlite":
+                self._conn.execute("BEGIN IMMEDIATE")
+            cur = self._conn.cursor()
             try:
-                self.store._finish(commit=exc_type is None)
+                yield _Cursor(cur, self._sql)
+            except BaseException:
+                self._finish(commit=False)
+                raise
+            else:
+                self._finish(commit=True)
             finally:
-                self.cur.close()
-                self.store._lock.release()
-
-    class _Cursor:
-        def __init__(self, store: Store, cur: Any) -> None:
-            self.store, self.cur = store, cur
-
-        def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
-            self.cur.execute(self.store._sql(statement), tuple(params))
-            return self.cur
-
-        def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
-            rows = list(rows)
-            if rows:
-                self.cur.executemany(self.store._sql(statement), rows)
+                cur.close()
 
     def _finish(self, *, commit: bool) -> None:
         if self.kind == "postgresql":
@@ -157,11 +161,6 @@ class Store:
                 self._conn.rollback()
         else:
             self._conn.execute("COMMIT" if commit else "ROLLBACK")
-
-    def _tx(self) -> Store._Tx:
-        if self._conn is None:
-            raise StoreError("the store is not open")
-        return Store._Tx(self)
 
     # -- writing
     def write(
@@ -191,11 +190,6 @@ class Store:
                 (projector,),
             ).fetchall()
         return {(topic, int(part)): int(nxt) for topic, part, nxt in rows}
-
-    def projectors(self) -> list[str]:
-        with self._tx() as cur:
-            rows = cur.execute("SELECT DISTINCT projector FROM mmbus_offsets").fetchall()
-        return sorted(r[0] for r in rows)
 
     def is_empty(self) -> bool:
         with self._tx() as cur:
@@ -287,11 +281,6 @@ class Store:
         with self._tx() as cur:
             found = cur.execute(statement, params).fetchall()
         return [(k, d) for k, d in found]
-
-    def count(self, kind: str) -> int:
-        with self._tx() as cur:
-            found = cur.execute("SELECT COUNT(*) FROM mmbus_rows WHERE kind = ?", (kind,))
-            return int(found.fetchall()[0][0])
 
 
 def sqlite_path(url: str) -> str:
