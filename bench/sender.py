@@ -5,11 +5,16 @@
 For each API latency (0 ms and 50 ms, injected by the simulator) it runs, on the
 same broker and the same simulator, in this order:
 
-- **raw**: a minimal aiokafka consume -> httpx POST -> aiokafka produce loop with
+- **raw**: a minimal aiokafka consume -> HTTP POST -> aiokafka produce loop with
   the same concurrency and none of the features (no decoding, routing, pacing,
-  durable attempt, ledger, per-recipient order);
+  durable attempt, ledger, per-recipient order), once over httpx (the baseline
+  the sender is held to) and once over aiohttp (the sender's default client);
 - **naive**: a FastStream handler that awaits each call in turn;
-- **mmbus**: the real sender (`services.sender`), all guarantees on.
+- **mmbus**: the real sender (`services.sender`), all guarantees on, with its
+  default HTTP client (aiohttp) and with httpx (HTTP/2 capable).
+
+Ratios are printed against both raw loops: against raw httpx, and against the
+raw loop that uses the same HTTP client as the row.
 
 Each works through a backlog of the same commands (5 numbers, distinct
 recipients) and reports sends per second, the ratio to raw, and p50/p99 of
@@ -32,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -51,6 +56,8 @@ from services.sender.graph import GraphClient
 from services.sender.service import TERMINAL_TYPES, Sender
 from services.sender.settings import SenderSettings
 
+HttpKind = Literal["aiohttp", "httpx"]
+
 WABA = "102290129340398"
 NUMBERS = [f"1065403522429{i:02d}" for i in range(5)]
 CONCURRENCY = 512
@@ -62,6 +69,7 @@ class Run:
     sends: int
     seconds: float
     latencies_ms: list[float]
+    http: HttpKind = "httpx"
 
     @property
     def rate(self) -> float:
@@ -132,7 +140,7 @@ def minimal_body(data: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- raw baseline
-async def run_raw(settings: CommonSettings, sim: str, n: int) -> Run:
+async def run_raw(settings: CommonSettings, sim: str, n: int, http: HttpKind) -> Run:
     options = settings.kafka_client_options()
     consumer = AIOKafkaConsumer(
         topic_name(Stream.SEND_COMMANDS, settings.topic_prefix),
@@ -145,7 +153,7 @@ async def run_raw(settings: CommonSettings, sim: str, n: int) -> Run:
     producer = AIOKafkaProducer(
         acks="all", enable_idempotence=True, linger_ms=2, max_batch_size=1024 * 1024, **options
     )
-    graph = GraphClient(_sender_settings(settings, sim))
+    graph = GraphClient(_sender_settings(settings, sim, http))
     results = topic_name(Stream.SEND_EVENTS, settings.topic_prefix)
     await consumer.start()
     await producer.start()
@@ -183,7 +191,7 @@ async def run_raw(settings: CommonSettings, sim: str, n: int) -> Run:
         await consumer.stop()
         await producer.stop()
         await graph.aclose()
-    return Run("raw aiokafka+httpx", done, elapsed, latencies)
+    return Run(f"raw aiokafka+{http}", done, elapsed, latencies, http)
 
 
 # -------------------------------------------------------------- naive handler
@@ -226,7 +234,7 @@ async def run_naive(settings: CommonSettings, sim: str, n: int, deadline_s: floa
 
 
 # ---------------------------------------------------------------- mmbus sender
-def _sender_settings(settings: CommonSettings, sim: str) -> SenderSettings:
+def _sender_settings(settings: CommonSettings, sim: str, http: HttpKind) -> SenderSettings:
     return SenderSettings.model_validate(
         {
             **settings.model_dump(),
@@ -237,13 +245,14 @@ def _sender_settings(settings: CommonSettings, sim: str) -> SenderSettings:
             "sender_pair_window_s": 0,
             "sender_max_in_flight": CONCURRENCY,
             "sender_http_port": 0,
+            "sender_http_client": http,
             "log_level": "WARNING",
         }
     )
 
 
-async def run_mmbus(settings: CommonSettings, sim: str, n: int) -> Run:
-    sender_settings = _sender_settings(settings, sim)
+async def run_mmbus(settings: CommonSettings, sim: str, n: int, http: HttpKind) -> Run:
+    sender_settings = _sender_settings(settings, sim, http)
     graph = GraphClient(sender_settings)
     sender = Sender(sender_settings, graph)
     stop = asyncio.Event()
@@ -278,16 +287,20 @@ async def run_mmbus(settings: CommonSettings, sim: str, n: int) -> Run:
     stop.set()
     await task
     await graph.aclose()
-    return Run("mmbus sender", len(latencies), elapsed, latencies)
+    return Run(f"mmbus sender ({http})", len(latencies), elapsed, latencies, http)
 
 
 # ----------------------------------------------------------------------- main
 def _table(runs: list[Run]) -> str:
-    raw = next(r for r in runs if r.name.startswith("raw"))
-    lines = [f"{'':26} {'sends/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'sends':>7}"]
+    raw = {r.http: r for r in runs if r.name.startswith("raw")}
+    lines = [
+        f"{'':26} {'sends/s':>8} {'vs raw httpx':>13} {'vs raw same client':>19} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'sends':>7}"
+    ]
     for r in runs:
         lines.append(
-            f"{r.name:26} {r.rate:8.0f} {r.rate / raw.rate:6.2f} "
+            f"{r.name:26} {r.rate:8.0f} {r.rate / raw['httpx'].rate:13.2f} "
+            f"{r.rate / raw[r.http].rate:19.2f} "
             f"{r.pct(50):8.1f} {r.pct(99):8.1f} {r.sends:7d}"
         )
     return "\n".join(lines)
@@ -311,9 +324,11 @@ async def bench(bootstrap: str, n: int, latencies_ms: list[int], naive_s: float)
                     await admin.put(f"{sim}/_admin/faults", json=fixed)
                 runs: list[Run] = []
                 variants: list[tuple[str, Callable[[CommonSettings], Awaitable[Run]]]] = [
-                    ("raw", lambda s: run_raw(s, sim, n)),
+                    ("raw-httpx", lambda s: run_raw(s, sim, n, "httpx")),
+                    ("raw-aiohttp", lambda s: run_raw(s, sim, n, "aiohttp")),
                     ("naive", lambda s: run_naive(s, sim, n, naive_s)),
-                    ("mmbus", lambda s: run_mmbus(s, sim, n)),
+                    ("mmbus-aiohttp", lambda s: run_mmbus(s, sim, n, "aiohttp")),
+                    ("mmbus-httpx", lambda s: run_mmbus(s, sim, n, "httpx")),
                 ]
                 for name, run in variants:
                     settings = fresh(base, name)

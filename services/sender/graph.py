@@ -1,60 +1,28 @@
-"""HTTP to Meta's Graph API or 360dialog: one shared httpx client, HTTP/2 when offered."""
+"""Graph API and 360dialog calls, over the client chosen in :mod:`services.sender.http`."""
 
 from __future__ import annotations
 
-import itertools
-import ssl
 import time
 from typing import Any
 
-import httpx
 import orjson
 
 from services.contracts.commands import Provider
 from services.contracts.send_events import Endpoint
+from services.sender.http import HttpClient, TransportFailure, http_client
 from services.sender.outcomes import Result, Transport, classify
 from services.sender.settings import SenderSettings
 
-# httpx errors raised before any byte of the request left: resending is safe.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-
 
 class GraphClient:
-    """Graph API calls over a set of small httpx clients, used in turn.
+    """Sends messages and looks up WABAs and templates; turns answers into results."""
 
-    One httpx client with hundreds of concurrent requests spends its time in its
-    connection pool (measured here: 91 req/s at 256 concurrent requests on one
-    client, 1,190 req/s over 64 clients of 4 connections). Many small pools keep
-    each one cheap; together they hold the same number of connections.
-    """
-
-    def __init__(
-        self, settings: SenderSettings, *, shards: int = 64, connections_per_shard: int = 4
-    ) -> None:
+    def __init__(self, settings: SenderSettings, client: HttpClient | None = None) -> None:
         self._settings = settings
-        timeout = httpx.Timeout(
-            connect=settings.sender_connect_timeout_s,
-            read=settings.sender_read_timeout_s,
-            write=settings.sender_connect_timeout_s,
-            pool=settings.sender_read_timeout_s,
-        )
-        limits = httpx.Limits(
-            max_connections=connections_per_shard, max_keepalive_connections=connections_per_shard
-        )
-        tls = ssl.create_default_context()  # loading the CA bundle once, not once per shard
-        self._clients = [
-            httpx.AsyncClient(http2=True, timeout=timeout, limits=limits, verify=tls)
-            for _ in range(shards)
-        ]
-        self._turn = itertools.cycle(self._clients)
-
-    @property
-    def _client(self) -> httpx.AsyncClient:
-        return next(self._turn)
+        self._http = client or http_client(settings)
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        await self._http.aclose()
 
     def _target(
         self, provider: Provider, phone_number_id: str, endpoint: Endpoint
@@ -75,36 +43,32 @@ class GraphClient:
     ) -> tuple[Result, float]:
         """POST one message; returns the classified result and the seconds it took."""
         url, headers = self._target(provider, phone_number_id, endpoint)
+        headers["Content-Type"] = "application/json"
         started = time.perf_counter()
         try:
-            response = await self._client.post(
-                url,
-                content=orjson.dumps(body),
-                headers={**headers, "Content-Type": "application/json"},
+            status, content = await self._http.request(
+                "POST", url, headers, body=orjson.dumps(body)
             )
-        except _NOT_SENT as exc:
-            return classify(
-                Transport(type(exc).__name__, sent=False)
-            ), time.perf_counter() - started
-        except httpx.HTTPError as exc:
-            return classify(Transport(type(exc).__name__, sent=True)), time.perf_counter() - started
+        except TransportFailure as exc:
+            return classify(Transport(exc.kind, sent=exc.sent)), time.perf_counter() - started
         try:
-            parsed: Any = orjson.loads(response.content) if response.content else None
+            parsed: Any = orjson.loads(content) if content else None
         except orjson.JSONDecodeError:
-            parsed = response.text[:500]
-        return classify(response.status_code, parsed), time.perf_counter() - started
+            parsed = content[:500].decode(errors="replace")
+        return classify(status, parsed), time.perf_counter() - started
 
     async def get_json(self, path: str, params: dict[str, str]) -> tuple[int, Any]:
         s = self._settings
-        response = await self._client.get(
+        status, content = await self._http.request(
+            "GET",
             f"{s.meta_base_url}/{s.meta_graph_version}/{path}",
+            {"Authorization": f"Bearer {s.meta_access_token.get_secret_value()}"},
             params=params,
-            headers={"Authorization": f"Bearer {s.meta_access_token.get_secret_value()}"},
         )
         try:
-            return response.status_code, orjson.loads(response.content)
+            return status, orjson.loads(content)
         except orjson.JSONDecodeError:
-            return response.status_code, None
+            return status, None
 
     async def waba_onboarding(self, waba_id: str) -> dict[str, Any]:
         status, body = await self.get_json(

@@ -166,6 +166,10 @@ class Sender:
         # aiokafka may hand out records of a new partition before its assignment
         # callback has finished; records wait here until their ledger is rebuilt.
         self.gates: dict[int, asyncio.Event] = {}
+        # ...and it goes on handing out records of partitions being revoked while their
+        # revocation callback drains them. Those are not started here: the next owner
+        # reads them again from the committed offset.
+        self.closing: set[TopicPartition] = set()
         self.knowledge_ready = asyncio.Event()
         self.consuming = asyncio.Event()
         self.fatal: BaseException | None = None
@@ -203,6 +207,8 @@ class Sender:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=500,
+                # aiokafka's default is the session timeout (10 s), shorter than a drain.
+                rebalance_timeout_ms=int(self.settings.sender_rebalance_timeout_s * 1000),
                 **options,
             )
             self._consumer.subscribe([self.commands_topic], listener=_Rebalance(self))
@@ -214,6 +220,7 @@ class Sender:
                 committer.cancel()
                 await asyncio.gather(committer, return_exceptions=True)
                 await self._drain(list(self.progress))
+                await self._flush()
                 await self._commit()
                 await self._consumer.stop()
         finally:
@@ -231,6 +238,9 @@ class Sender:
             for tp, records in batches.items():
                 for i, record in enumerate(records, 1):
                     await self._slots.acquire()
+                    if tp in self.closing:
+                        self._slots.release()
+                        break
                     self._start(tp, record)
                     if i % 20 == 0:
                         # Let admitted calls go out between chunks of intake: a long
@@ -713,6 +723,7 @@ class Sender:
     # ---------------------------------------------------- rebalance, commits
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Fold each assigned partition's send events into the ledger before any command runs."""
+        self.closing.difference_update(assigned)
         partitions = sorted(tp.partition for tp in assigned)
         gates = [self._gate(p) for p in partitions]  # closed until the ledger is whole
         if not partitions:
@@ -757,6 +768,7 @@ class Sender:
         )
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.closing.update(revoked)
         for tp in revoked:
             gate = self.gates.get(tp.partition)
             if gate is not None and not gate.is_set():
@@ -764,13 +776,14 @@ class Sender:
                 for task in self.tasks.get(tp, set()):
                     task.cancel()
         await self._drain(list(revoked))
+        await self._flush()
         await self._commit()
         for tp in revoked:
             self.progress.pop(tp, None)
             self.committed.pop(tp, None)
             self.gates.pop(tp.partition, None)
 
-    async def _drain(self, tps: list[TopicPartition], timeout_s: float = 30.0) -> None:
+    async def _drain(self, tps: list[TopicPartition], timeout_s: float | None = None) -> None:
         """Let in-flight commands of these partitions finish; cancel what is still running.
 
         A command still retrying after the partition moved on must not call the API
@@ -780,12 +793,23 @@ class Sender:
         pending = [t for tp in tps for t in self.tasks.get(tp, set())]
         if not pending:
             return
-        _, still_running = await asyncio.wait(pending, timeout=timeout_s)
+        limit = self.settings.sender_drain_timeout_s if timeout_s is None else timeout_s
+        _, still_running = await asyncio.wait(pending, timeout=limit)
         for task in still_running:
             task.cancel()
         if still_running:
             log.warning("cancelled commands of revoked partitions", count=len(still_running))
             await asyncio.gather(*still_running, return_exceptions=True)
+
+    async def _flush(self) -> None:
+        """Every event already handed to the producer is durable before a partition moves on.
+
+        A command cancelled by the drain may have handed over its result without waiting
+        for the acknowledgement; if that record landed after the next owner rebuilt its
+        ledger, the next owner would report the open attempt as well: two results.
+        """
+        if self._producer is not None:
+            await self._producer.flush()
 
     async def _commit_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

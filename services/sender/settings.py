@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from services.common.settings import CommonSettings
 
@@ -54,6 +54,16 @@ class SenderSettings(CommonSettings):
     sender_pair_window_s: float = Field(
         default=6.0, ge=0, description="One message per user per window per number (131056)."
     )
+    sender_http_client: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description=(
+            "aiohttp: HTTP/1.1 keep-alive pool, about a fifth of httpx's CPU per call. "
+            "httpx: HTTP/2 where the server offers it."
+        ),
+    )
+    sender_http_connections: int = Field(
+        default=256, ge=1, description="Connections to the API held open at most."
+    )
     sender_connect_timeout_s: float = Field(default=5.0, gt=0)
     sender_read_timeout_s: float = Field(
         default=20.0, gt=0, description="After this the send is ambiguous: send.indeterminate."
@@ -67,7 +77,35 @@ class SenderSettings(CommonSettings):
     )
     sender_hold_max_s: float = Field(default=900.0, ge=0, description="Longest template-sync hold.")
     sender_commit_interval_s: float = Field(default=0.2, gt=0)
+    sender_drain_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description=(
+            "On revocation or shutdown, how long commands in progress may finish; "
+            "the rest are cancelled and the next owner reports any open attempt."
+        ),
+    )
+    sender_rebalance_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "How long the group waits for a sender to rejoin (its drain included). "
+            "Must exceed the drain: a sender evicted mid-drain would work on "
+            "beside the partition's next owner."
+        ),
+    )
     sender_http_port: int = Field(
         default=9101, ge=0, le=65535, description="Metrics, health and readiness (0: a free port)."
     )
     sender_http_host: str = Field(default="127.0.0.1")
+
+    @model_validator(mode="after")
+    def _drain_fits_the_rebalance(self) -> SenderSettings:
+        if self.sender_drain_timeout_s + 5 > self.sender_rebalance_timeout_s:
+            raise ValueError(
+                "MMBUS_SENDER_DRAIN_TIMEOUT_S must be at least 5 s below "
+                "MMBUS_SENDER_REBALANCE_TIMEOUT_S, or the group evicts a sender while it "
+                f"drains (drain {self.sender_drain_timeout_s} s, "
+                f"rebalance {self.sender_rebalance_timeout_s} s)"
+            )
+        return self

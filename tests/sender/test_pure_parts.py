@@ -147,7 +147,7 @@ async def test_drain_cancels_commands_that_outlive_the_partition() -> None:
     from services.sender.settings import SenderSettings
 
     settings = SenderSettings()
-    graph = GraphClient(settings, shards=1)
+    graph = GraphClient(settings)
     sender = Sender(settings, graph)
     tp = TopicPartition("t", 0)
     quick = asyncio.create_task(asyncio.sleep(0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -39,6 +40,7 @@ from tests.sender.support import (
 WABA = "102290129340398"
 NUMBERS = [f"1065403522429{i:02d}" for i in range(5)]
 LIMIT_PER_S = 80
+LOG_POLL_S = 0.05
 
 
 def load_world() -> World:
@@ -268,6 +270,19 @@ async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
     )
 
 
+def _has_logged(logs: Path, index: int, text: str) -> bool:
+    files = sorted(logs.glob("sender-*.log"))  # named by start time
+    return len(files) > index and text in files[index].read_text()
+
+
+async def _logged(logs: Path, index: int, text: str, deadline_s: float = 120) -> None:
+    """Until the ``index``-th sender (in start order) has logged ``text``."""
+    async with asyncio.timeout(deadline_s):
+        # The condition is in another process's log file: nothing to await but the file.
+        while not await asyncio.to_thread(_has_logged, logs, index, text):  # noqa: ASYNC110
+            await asyncio.sleep(LOG_POLL_S)
+
+
 def _ledger_rebuilds(logs: Path) -> list[list[str]]:
     """Per sender (in start order), its "ledger rebuilt" log lines: one per assignment."""
     return [
@@ -329,6 +344,9 @@ async def test_rebalance_mid_retry_sends_nothing_twice(
         "MMBUS_SENDER_MAX_ATTEMPTS": "20",
         "MMBUS_SENDER_BACKOFF_BASE_S": "0.1",
         "MMBUS_SENDER_BACKOFF_CAP_S": "1",
+        # Slow enough (about 140 sends/s) that commands are still queued and retrying
+        # when a second process has started and joined the group.
+        "MMBUS_SENDER_RATE_PER_S": "30",
     }
 
     def finished(n: int) -> Callable[[list[Message]], bool]:
@@ -339,7 +357,7 @@ async def test_rebalance_mid_retry_sends_nothing_twice(
     try:
         await read_stream(kafka_settings, Stream.SEND_EVENTS, until=finished(300), deadline_s=120)
         second = _sender_process(kafka_settings, url, tmp_path, **retrying)
-        await read_stream(kafka_settings, Stream.SEND_EVENTS, until=finished(800), deadline_s=120)
+        await _logged(tmp_path, 1, "ledger rebuilt")  # the group rebalanced onto both
         first.terminate()  # leaves the group: its partitions move to the second
         assert first.wait(timeout=60) == 0
         events = await read_stream(
