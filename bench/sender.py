@@ -49,7 +49,6 @@ from services.common.kafka_admin import ensure_project_topics
 from services.common.serving import free_port
 from services.common.settings import CommonSettings
 from services.contracts.client import SendCommandPublisher, send_template
-from services.contracts.codec import decode
 from services.contracts.commands import SendTemplate
 from services.contracts.topics import Stream, topic_name
 from services.sender.graph import GraphClient
@@ -263,9 +262,8 @@ async def run_mmbus(settings: CommonSettings, sim: str, n: int, http: HttpKind) 
     publish = sender._publish
 
     async def timed_handle(record: Any) -> None:
-        command = decode(record.value, record.headers)
-        if isinstance(command, SendTemplate):
-            picked[command.data.command_id] = time.perf_counter()
+        # The command id without a second full decode (that cost is not the sender's).
+        picked[orjson.loads(record.value)["data"]["command_id"]] = time.perf_counter()
         await handle(record)
 
     async def timed_publish(event: Any, partition: int | None, *, topic: str | None = None) -> None:

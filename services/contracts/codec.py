@@ -54,14 +54,14 @@ class DecodeFailure:
     version: int | None = None
 
 
-def _header_attributes(message: Message) -> Headers:
+def _header_attributes(message: Message, time: str) -> Headers:
     attributes: list[tuple[str, str | None]] = [
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", message.id),
         ("ce_type", message.type),
         ("ce_source", message.source),
         ("ce_subject", message.subject),
-        ("ce_time", message.model_dump(mode="json", include={"time"})["time"]),
+        ("ce_time", time),  # as the value spells it
         # CloudEvents extension attributes: lower-case letters and digits only.
         ("ce_schemaversion", str(message.version)),
         ("ce_correlationid", message.correlation_id),
@@ -88,8 +88,12 @@ def loads(value: bytes) -> Any:
 
 
 def encode(message: Message) -> KafkaRecord:
-    value = dumps(message.model_dump(mode="json", by_alias=True, exclude_none=False))
-    return KafkaRecord(key=message.record_key(), value=value, headers=_header_attributes(message))
+    dumped = message.model_dump(mode="json", by_alias=True, exclude_none=False)
+    return KafkaRecord(
+        key=message.record_key(),
+        value=dumps(dumped),
+        headers=_header_attributes(message, dumped["time"]),
+    )
 
 
 def header_attributes(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:

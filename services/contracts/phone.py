@@ -31,11 +31,15 @@ def normalize_msisdn(raw: str) -> str:
         parsed = phonenumbers.parse("+" + cleaned, None)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumberError(f"{raw!r} is not a phone number: {exc}") from exc
-    if not phonenumbers.is_valid_number(parsed):
+    # What is_valid_number does, with the region kept: routing asks for it next.
+    region = phonenumbers.region_code_for_number(parsed)
+    if region is None or not phonenumbers.is_valid_number_for_region(parsed, region):
         raise InvalidPhoneNumberError(
             f"{raw!r} is not a valid number in international format (country code first)"
         )
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
+    msisdn: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
+    _remember(msisdn, region)
+    return msisdn
 
 
 def digits_only(raw: str) -> str:
@@ -44,9 +48,29 @@ def digits_only(raw: str) -> str:
     return cleaned[2:] if cleaned.startswith("00") else cleaned
 
 
-@functools.lru_cache(maxsize=65_536)
+# Regions of numbers validated lately. Recipients of a campaign are mostly distinct,
+# so the sender would otherwise parse each number twice: to validate the command,
+# then to route it. Bounded: emptied when full (refilling costs one parse a number).
+_KNOWN_REGIONS: dict[str, str | None] = {}
+_KNOWN_MAX = 65_536
+
+
+def _remember(msisdn: str, region: str | None) -> None:
+    if len(_KNOWN_REGIONS) >= _KNOWN_MAX:
+        _KNOWN_REGIONS.clear()
+    _KNOWN_REGIONS[msisdn] = region if region and region != "ZZ" else None
+
+
 def region_of(msisdn: str) -> str | None:
     """ISO 3166 region of a normalised number ('US', 'GB', ...), or None if unknown."""
+    try:
+        return _KNOWN_REGIONS[msisdn]
+    except KeyError:
+        return _region_lookup(msisdn)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _region_lookup(msisdn: str) -> str | None:
     try:
         parsed = phonenumbers.parse("+" + msisdn, None)
     except phonenumbers.NumberParseException:

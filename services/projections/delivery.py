@@ -17,6 +17,7 @@ replay's digest equals the live one.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,6 +125,10 @@ def _times(
         return a
     if not a:
         return b
+    if len(b) == 1 and all(name != b[0][0] for name, _ in a):
+        merged = list(a)  # the usual case: one new state, inserted in place
+        insort(merged, b[0])
+        return tuple(merged)
     out = dict(a)
     for name, when in b:
         if name not in out or when < out[name]:
@@ -138,7 +143,9 @@ def _history(a: tuple[Step, ...], b: tuple[Step, ...]) -> tuple[Step, ...]:
     if len(b) == 1:
         step = b[0]
         if all(s.id != step.id for s in a):
-            return tuple(sorted((*a, step)))
+            merged = list(a)
+            insort(merged, step)
+            return tuple(merged)
     first: dict[str, Step] = {}
     for step in (*a, *b):
         seen = first.get(step.id)
@@ -148,45 +155,48 @@ def _history(a: tuple[Step, ...], b: tuple[Step, ...]) -> tuple[Step, ...]:
 
 
 def merge(a: MessageState, b: MessageState) -> MessageState:
-    """Combine what two states know. Commutative, associative, idempotent."""
-    if b.pricing_from is None or (a.pricing_from is not None and a.pricing_from >= b.pricing_from):
-        pricing, pricing_from = a.pricing, a.pricing_from
-    else:
-        pricing, pricing_from = b.pricing, b.pricing_from
-    if b.error_from is None or (a.error_from is not None and a.error_from <= b.error_from):
-        error = (a.error_code, a.error_title, a.error_from)
-    else:
-        error = (b.error_code, b.error_title, b.error_from)
-    outcome = _ranked(a.outcome, b.outcome, OUTCOME_RANK)
-    detail = (
-        _pick(a.outcome_detail, b.outcome_detail)
-        if a.outcome == b.outcome
-        else (a.outcome_detail if outcome == a.outcome else b.outcome_detail)
-    )
+    """Combine what two states know. Commutative, associative, idempotent.
+
+    Only what ``b`` knows is looked at: for a field ``b`` leaves unset (None or
+    empty) every rule below keeps ``a``'s value, and a one-event fact sets few
+    fields, so this is the fold's hot path.
+    """
+    if a is b:
+        return a
+    mine, theirs = a.__dict__, b.__dict__
     changes: dict[str, Any] = {}
     for name in _PICKED:
-        mine, theirs = a.__dict__[name], b.__dict__[name]
-        value = _pick(mine, theirs)
-        if value is not mine:
+        value = theirs[name]
+        if value is None:
+            continue
+        current = mine[name]
+        if current is None or (value != current and value < current):
             changes[name] = value
-    command_id = changes.get("command_id", a.command_id)
-    key = command_id or _pick(a.key, b.key)
-    derived = {
-        "key": key,
-        "outcome": outcome,
-        "outcome_detail": detail,
-        "status": _ranked(a.status, b.status, STATUS_RANK),
-        "times": _times(a.times, b.times),
-        "pricing": pricing,
-        "pricing_from": pricing_from,
-        "error_code": error[0],
-        "error_title": error[1],
-        "error_from": error[2],
-        "history": _history(a.history, b.history),
-    }
-    for name, value in derived.items():
-        if value is not a.__dict__[name]:
-            changes[name] = value
+    key = changes.get("command_id", a.command_id) or _pick(a.key, b.key)
+    if key != a.key:
+        changes["key"] = key
+    if b.outcome is not None or b.outcome_detail is not None:
+        outcome = _ranked(a.outcome, b.outcome, OUTCOME_RANK)
+        detail = (
+            _pick(a.outcome_detail, b.outcome_detail)
+            if a.outcome == b.outcome
+            else (a.outcome_detail if outcome == a.outcome else b.outcome_detail)
+        )
+        if outcome != a.outcome or detail != a.outcome_detail:
+            changes["outcome"], changes["outcome_detail"] = outcome, detail
+    if b.status is not None:
+        status = _ranked(a.status, b.status, STATUS_RANK)
+        if status != a.status:
+            changes["status"] = status
+    if b.times:
+        changes["times"] = _times(a.times, b.times)
+    if b.pricing_from is not None and (a.pricing_from is None or a.pricing_from < b.pricing_from):
+        changes["pricing"], changes["pricing_from"] = b.pricing, b.pricing_from
+    if b.error_from is not None and (a.error_from is None or a.error_from > b.error_from):
+        changes["error_code"], changes["error_title"] = b.error_code, b.error_title
+        changes["error_from"] = b.error_from
+    if b.history:
+        changes["history"] = _history(a.history, b.history)
     return _evolved(a, changes)
 
 
@@ -380,8 +390,10 @@ def file_fact(
     if seen.command_id is None and seen.wamid:
         key = linked(seen.wamid) or key
     before = message(key)
-    if before is not None and any(step.id == event_id for step in before.history):
-        return None
+    if before is not None:
+        for step in before.history:
+            if step.id == event_id:
+                return None
     after = seen if before is None else merge(before, seen)
     if after.command_id and after.wamid:
         orphan_key = f"w:{after.wamid}"
