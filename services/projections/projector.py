@@ -133,6 +133,8 @@ class Projector:
         self.stored: Offsets = dict(self.offsets)
         self._applied = self.metrics.records.labels("applied")
         self._skipped = self.metrics.records.labels("skipped")
+        # Counted per record, reported per batch (a metric update takes a lock).
+        self._batch_applied = self._batch_skipped = 0
 
     def load_state(self) -> int:
         """Load the stored rows into memory; the offsets were read with them."""
@@ -232,6 +234,7 @@ class Projector:
                         limits[tp] = limit
                         done.add(tp)
                         consumer.pause(tp)
+                self._count_batch()
                 self._unflushed += sum(len(r) for r in batch.values())
                 if self._unflushed and (
                     self.bounds is None
@@ -276,7 +279,7 @@ class Projector:
     def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
         ce_type = _ce_type(record)
         if ce_type is not None and ce_type not in self.projection.types:
-            self._skipped.inc()
+            self._batch_skipped += 1
             return
         event = decode(record.value, record.headers, trusted=True)
         if isinstance(event, DecodeFailure):
@@ -294,7 +297,14 @@ class Projector:
             )
             return
         self.projection.apply(event)
-        self._applied.inc()
+        self._batch_applied += 1
+
+    def _count_batch(self) -> None:
+        if self._batch_applied:
+            self._applied.inc(self._batch_applied)
+        if self._batch_skipped:
+            self._skipped.inc(self._batch_skipped)
+        self._batch_applied = self._batch_skipped = 0
 
     async def _flush(self) -> None:
         """Hand the batch's rows and offsets to the store, then go on folding.
