@@ -266,8 +266,8 @@ async def run_mmbus(settings: CommonSettings, sim: str, n: int, http: HttpKind) 
         picked[orjson.loads(record.value)["data"]["command_id"]] = time.perf_counter()
         await handle(record)
 
-    async def timed_publish(event: Any, partition: int | None, *, topic: str | None = None) -> None:
-        await publish(event, partition, topic=topic)
+    async def timed_publish(event: Any, command: Any, *, topic: str | None = None) -> None:
+        await publish(event, command, topic=topic)
         if event.type in TERMINAL_TYPES:
             start = picked.pop(event.data.command_id, None)
             if start is not None:

@@ -16,7 +16,10 @@ ENV_PREFIX = "MMBUS_"
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    # "none" in a variable sets an optional setting to None (e.g. no idempotency limit).
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_parse_none_str="none"
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",

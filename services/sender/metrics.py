@@ -42,5 +42,12 @@ class SenderMetrics:
             registry=self.registry,
         )
 
+        self.ledger_rebuild_events = Counter(
+            "mmbus_sender_ledger_rebuild_events",
+            "Send events read to rebuild the ledger on assignment (from each partition's "
+            "checkpoint, not the whole log).",
+            registry=self.registry,
+        )
+
     def count(self, route: str | None, outcome: str, code: int | str | None) -> None:
         self.sends.labels(route or "none", outcome, "" if code is None else str(code)).inc()

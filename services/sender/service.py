@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from services.common.logging import get_logger
@@ -74,7 +75,12 @@ from services.projections.knowledge import (
 )
 from services.sender.graph import GraphClient
 from services.sender.metrics import SenderMetrics
-from services.sender.offsets import PartitionProgress
+from services.sender.offsets import (
+    LedgerCheckpoint,
+    PartitionProgress,
+    checkpoint_from_metadata,
+    checkpoint_metadata,
+)
 from services.sender.outcomes import Delivered, Fail, Retry, Unknown, backoff_s, pair_wait_s
 from services.sender.ratelimit import NumberPacer
 from services.sender.routing import Hold, LookUp, Reject, RoutingPolicy, Send, Suppress, route
@@ -154,6 +160,8 @@ class Sender:
         self.ledger = Ledger()
         self.progress: dict[TopicPartition, PartitionProgress] = {}
         self.committed: dict[TopicPartition, int] = {}
+        # Per owned partition: where its next owner must start rebuilding the ledger.
+        self.checkpoints: dict[int, LedgerCheckpoint] = {}
         self.lanes: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.last_sent: dict[tuple[str, str], float] = {}
         self.pacer = NumberPacer(
@@ -320,7 +328,7 @@ class Sender:
                         "policy do_not_resend",
                     ),
                 ),
-                record.partition,
+                record,
             )
             return
         entry.in_flight = True
@@ -338,10 +346,13 @@ class Sender:
         self.lanes[key] = mine
         try:
             if previous is not None:
-                await previous
+                # Shielded: cancelling this command (a drain) must not cancel the future
+                # of the one before it, which would then fail to resolve it.
+                await asyncio.shield(previous)
             await work()
         finally:
-            mine.set_result(None)
+            if not mine.done():
+                mine.set_result(None)
             if self.lanes.get(key) is mine:
                 del self.lanes[key]
 
@@ -404,7 +415,7 @@ class Sender:
                         decision=outcome.decision,
                     ),
                 ),
-                record.partition,
+                record,
             )
             return
         if isinstance(outcome, Reject):
@@ -422,7 +433,7 @@ class Sender:
                         decision=outcome.decision,
                     ),
                 ),
-                record.partition,
+                record,
             )
             return
         assert isinstance(outcome, Send)
@@ -456,7 +467,7 @@ class Sender:
                 cause=command.id,
                 data=SendAttemptedData(**_ref(data), attempt=attempt, decision=plan.decision),
             )
-            await self._publish(attempted, record.partition)  # durable before the call
+            await self._publish(attempted, record)  # durable before the call
             self.metrics.limiter_wait.observe(await self.pacer.admit(data.phone_number_id))
             requested_at = _now()
             result, seconds = await self.graph.send(
@@ -487,7 +498,7 @@ class Sender:
                             requested_at=requested_at,
                         ),
                     ),
-                    record.partition,
+                    record,
                 )
                 return
             if isinstance(result, Unknown):
@@ -507,7 +518,7 @@ class Sender:
                             detail=result.detail,
                         ),
                     ),
-                    record.partition,
+                    record,
                 )
                 return
             if isinstance(result, Fail):
@@ -561,7 +572,7 @@ class Sender:
                     retryable=retryable,
                 ),
             ),
-            record.partition,
+            record,
         )
 
     def _template_used(self, data: SendTemplateData) -> None:
@@ -652,20 +663,33 @@ class Sender:
 
     # ----------------------------------------------------------- publishing
     async def _publish(
-        self, event: Message, partition: int | None, *, topic: str | None = None
+        self,
+        event: Message,
+        command: ConsumerRecord[bytes, bytes] | None,
+        *,
+        topic: str | None = None,
     ) -> None:
+        """Publish and wait for the acknowledgement. Events about a command go to the
+        send-event partition of the command's partition (co-partitioned)."""
         assert self._producer is not None
+        target = topic or self.events_topic
+        checkpoint = self.checkpoints.get(command.partition) if command is not None else None
+        if checkpoint is not None and target == self.events_topic:
+            assert command is not None
+            checkpoint.started(command.offset)  # before its first write lands
         record = encode(event)
         future = await self._producer.send(
-            topic or self.events_topic,
+            target,
             value=record.value,
             key=record.key,
             headers=record.headers,
-            partition=partition,
+            partition=command.partition if command is not None else None,
         )
-        await future
-        if (topic or self.events_topic) == self.events_topic:
+        written = await future
+        if target == self.events_topic:
             self.ledger.apply(event)
+            if checkpoint is not None:
+                checkpoint.wrote(written.offset)
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], failure: DecodeFailure
@@ -717,7 +741,7 @@ class Sender:
                     dead_letter_topic=self.dead_letter_topic,
                 ),
             ),
-            record.partition,
+            record,
         )
 
     # ---------------------------------------------------- rebalance, commits
@@ -738,7 +762,9 @@ class Sender:
             gate.set()
 
     async def _rebuild(self, partitions: list[int]) -> None:
+        """Fold the send events of these partitions from their checkpoints (or the start)."""
         started = time.perf_counter()
+        checkpoints = await self._stored_checkpoints(partitions)
         consumer = AIOKafkaConsumer(
             client_id="mmbus-sender-ledger",
             enable_auto_commit=False,
@@ -748,24 +774,78 @@ class Sender:
         try:
             tps = [TopicPartition(self.events_topic, p) for p in partitions]
             consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+            beginnings = await consumer.beginning_offsets(tps)
             end = await consumer.end_offsets(tps)
+            # Events of commands not yet committed are at or after the checkpoint.
+            committed_from = {
+                tp: max(beginnings[tp], checkpoints.get(tp.partition, beginnings[tp])) for tp in tps
+            }
+            window = await self._window_start(consumer, tps, end)
+            scanned_from = {tp: min(committed_from[tp], window.get(tp, 0)) for tp in tps}
+            for tp, offset in scanned_from.items():
+                consumer.seek(tp, max(beginnings[tp], offset))
             count = 0
+            earlier: dict[TopicPartition, int] = {}  # first event at/after the checkpoint
             while not await _caught_up(consumer, end):
-                for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for tp, records in batches.items():
                     for rec in records:
+                        if tp not in earlier and rec.offset >= committed_from[tp]:
+                            earlier[tp] = rec.offset
                         event = decode(rec.value, rec.headers)
                         if isinstance(event, Message):
                             self.ledger.apply(event)
                             count += 1
+            # Read after the scan: every result scanned belongs to a command before this end.
+            command_tps = [TopicPartition(self.commands_topic, p) for p in partitions]
+            commands_end = await consumer.end_offsets(command_tps)
         finally:
             await consumer.stop()
+        for tp in tps:
+            self.checkpoints[tp.partition] = LedgerCheckpoint(
+                earlier_results_from=earlier.get(tp),
+                scanned_to=end[tp],
+                commands_end=commands_end[TopicPartition(self.commands_topic, tp.partition)],
+            )
+        self.metrics.ledger_rebuild_events.inc(count)
         log.info(
             "ledger rebuilt",
             partitions=partitions,
             events=count,
+            checkpoints={str(p): offset for p, offset in checkpoints.items()},
+            scanned_from={str(tp.partition): scanned_from[tp] for tp in tps},
             seconds=round(time.perf_counter() - started, 3),
         )
+
+    async def _window_start(
+        self, consumer: AIOKafkaConsumer, tps: list[TopicPartition], end: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        """The first send event inside the idempotency window, per partition (0: no limit)."""
+        window_s = self.settings.sender_idempotency_window_s
+        if window_s is None:
+            return dict.fromkeys(tps, 0)
+        since_ms = int((time.time() - window_s) * 1000)
+        found = await consumer.offsets_for_times(dict.fromkeys(tps, max(0, since_ms)))
+        return {tp: found[tp].offset if found.get(tp) is not None else end[tp] for tp in tps}
+
+    async def _stored_checkpoints(self, partitions: list[int]) -> dict[int, int]:
+        """The checkpoints committed with the group's offsets; a partition without one is
+        scanned from its beginning (first run, or offsets committed by an older version)."""
+        admin = AIOKafkaAdminClient(**self.settings.kafka_client_options())
+        await admin.start()
+        try:
+            stored = await admin.list_consumer_group_offsets(
+                self.settings.sender_group_id,
+                partitions=[TopicPartition(self.commands_topic, p) for p in partitions],
+            )
+        finally:
+            await admin.close()
+        out = {}
+        for tp, committed in stored.items():
+            found = checkpoint_from_metadata(committed.metadata) if committed.offset >= 0 else None
+            if found is not None:
+                out[tp.partition] = found
+        return out
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         self.closing.update(revoked)
@@ -782,6 +862,7 @@ class Sender:
             self.progress.pop(tp, None)
             self.committed.pop(tp, None)
             self.gates.pop(tp.partition, None)
+            self.checkpoints.pop(tp.partition, None)
 
     async def _drain(self, tps: list[TopicPartition], timeout_s: float | None = None) -> None:
         """Let in-flight commands of these partitions finish; cancel what is still running.
@@ -819,11 +900,12 @@ class Sender:
     async def _commit(self) -> None:
         if self._consumer is None:
             return
-        offsets = {}
+        offsets: dict[TopicPartition, tuple[int, str]] = {}
         for tp, progress in self.progress.items():
             position = progress.committable()
-            if position > self.committed.get(tp, -1):
-                offsets[tp] = position
+            checkpoint = self.checkpoints.get(tp.partition)
+            if position > self.committed.get(tp, -1) and checkpoint is not None:
+                offsets[tp] = (position, checkpoint_metadata(checkpoint.scan_from(position)))
         if not offsets:
             return
         try:
@@ -831,7 +913,7 @@ class Sender:
         except Exception as exc:  # a rebalance in progress: the next tick commits
             log.info("commit deferred", error=type(exc).__name__)
             return
-        self.committed.update(offsets)
+        self.committed.update({tp: position for tp, (position, _) in offsets.items()})
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

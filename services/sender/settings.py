@@ -77,6 +77,15 @@ class SenderSettings(CommonSettings):
     )
     sender_hold_max_s: float = Field(default=900.0, ge=0, description="Longest template-sync hold.")
     sender_commit_interval_s: float = Field(default=0.2, gt=0)
+    sender_idempotency_window_s: float | None = Field(
+        default=7 * 86_400.0,
+        ge=0,
+        description=(
+            "A command id seen within this many seconds is never sent again. The ledger "
+            "is rebuilt from this window (and the commit's checkpoint), not the whole "
+            "log; 'none' for no limit (every rebuild reads the whole send-event log)."
+        ),
+    )
     sender_drain_timeout_s: float = Field(
         default=20.0,
         gt=0,

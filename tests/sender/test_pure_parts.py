@@ -8,7 +8,12 @@ import time
 
 import pytest
 
-from services.sender.offsets import PartitionProgress
+from services.sender.offsets import (
+    LedgerCheckpoint,
+    PartitionProgress,
+    checkpoint_from_metadata,
+    checkpoint_metadata,
+)
 from services.sender.outcomes import Delivered, Fail, Retry, Transport, Unknown, backoff_s, classify
 from services.sender.ratelimit import NumberPacer
 
@@ -162,3 +167,100 @@ async def test_drain_cancels_commands_that_outlive_the_partition() -> None:
     assert quick.done()
     assert not quick.cancelled()
     assert stuck.cancelled(), "it must not call the API after its partition moved on"
+
+
+# ------------------------------------------------------------ ledger checkpoint
+def test_checkpoint_before_anything_started_is_the_position_once_past_the_old_commands() -> None:
+    cp = LedgerCheckpoint(earlier_results_from=20, scanned_to=100, commands_end=50)
+    assert cp.scan_from(50) == 100, "no command at or after 50 has written anything"
+    assert cp.scan_from(40) == 20, "commands 40..49 may have results from an earlier owner"
+
+
+def test_checkpoint_of_a_fresh_log_follows_the_commands_at_once() -> None:
+    cp = LedgerCheckpoint(earlier_results_from=None, scanned_to=0, commands_end=1000)
+    for offset in range(3):
+        cp.started(offset)
+        cp.wrote(2 * offset)
+        cp.wrote(2 * offset + 1)
+    assert cp.scan_from(2) == 4, "no earlier owner left anything to keep"
+
+
+def test_checkpoint_covers_an_earlier_owners_result_for_a_command_not_reached_yet() -> None:
+    # The earlier owner committed 5 (its checkpoint: 90), wrote command 7's results at
+    # 100-101, and died. This owner scanned 90..110; commands then ended at 10.
+    cp = LedgerCheckpoint(earlier_results_from=100, scanned_to=110, commands_end=10)
+    for offset in (5, 6):
+        cp.started(offset)
+        cp.wrote(110 + 2 * (offset - 5))
+        cp.wrote(111 + 2 * (offset - 5))
+    assert cp.scan_from(7) == 100, "command 7's result (at 100) must stay in the next scan"
+    cp.started(7)  # skipped: its result is in the ledger
+    for offset in (8, 9):
+        cp.started(offset)
+        cp.wrote(114 + offset)
+    assert cp.scan_from(10) == 124, "every command before 10 is committed: nothing older matters"
+
+
+def test_checkpoint_keeps_the_earliest_start_of_commands_not_yet_committed() -> None:
+    cp = LedgerCheckpoint(earlier_results_from=None, scanned_to=200, commands_end=0)
+    cp.started(10)  # at 200; still in flight
+    cp.wrote(200)
+    cp.started(11)  # at 201; finishes first
+    cp.wrote(201)
+    cp.wrote(202)
+    assert cp.scan_from(10) == 200
+    assert cp.scan_from(11) == 201
+    assert cp.scan_from(12) == 203
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        (checkpoint_metadata(1234), 1234),
+        (checkpoint_metadata(0), 0),
+        ("", None),
+        (None, None),
+        ("not json", None),
+        ('{"send_events_from": -1}', None),
+        ('{"send_events_from": true}', None),
+        ('{"send_events_from": "12"}', None),
+        ("[1, 2]", None),
+    ],
+)
+def test_checkpoint_metadata_round_trip_and_bad_values(
+    metadata: str | None, expected: int | None
+) -> None:
+    assert checkpoint_from_metadata(metadata) == expected
+
+
+async def test_cancelling_commands_queued_in_one_lane_leaves_the_sender_healthy() -> None:
+    """A drain cancels commands in any order. Cancelling one waiting in a lane used to
+    cancel the lane future of the command before it, whose clean-up then raised
+    InvalidStateError and stopped the sender as if a command had failed."""
+    from services.sender.graph import GraphClient
+    from services.sender.service import Sender
+    from services.sender.settings import SenderSettings
+
+    settings = SenderSettings()
+    graph = GraphClient(settings)
+    sender = Sender(settings, graph)
+    key = ("106540352242922", "447911123456")
+    running = asyncio.Event()
+
+    async def stuck() -> None:
+        running.set()
+        await asyncio.Event().wait()
+
+    async def after() -> None:
+        return None
+
+    first = asyncio.create_task(sender._in_lane(key, stuck))
+    await running.wait()
+    second = asyncio.create_task(sender._in_lane(key, after))
+    await asyncio.sleep(0)  # the second now waits for the first
+    second.cancel()
+    first.cancel()
+    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+    await graph.aclose()
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+    assert key not in sender.lanes

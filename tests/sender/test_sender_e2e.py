@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import orjson
@@ -11,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.common.settings import CommonSettings
-from services.contracts.envelope import new_id
+from services.contracts.envelope import Message, new_id
 from services.contracts.topics import Stream, topic_name
 from services.contracts.webhook_events import (
     TemplateStatusChanged,
@@ -251,7 +252,9 @@ async def test_a_template_approved_moments_ago_is_held_for_its_sync_then_sent(
     kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
 ) -> None:
     url, sim = simulator
-    approved = datetime.now(UTC) - timedelta(minutes=10) + timedelta(seconds=2)
+    # Inside the 10-minute sync window for another 12 s: long enough for the sender to
+    # start and route the command (a few seconds on a slow machine), short for a test.
+    approved = datetime.now(UTC) - timedelta(minutes=10) + timedelta(seconds=12)
     await publish_events(
         kafka_settings,
         Stream.TEMPLATES,
@@ -281,3 +284,58 @@ async def test_a_template_approved_moments_ago_is_held_for_its_sync_then_sent(
     assert "approved under 10 minutes ago" in reasons
     assert "held for the sync" in reasons
     assert simulator_sends(sim) == {held.data.command_id: 1}
+
+
+async def _two_runs(
+    kafka_settings: CommonSettings, url: str, republish: bool, **overrides: Any
+) -> tuple[list[Message], set[str], float]:
+    """A first sender run to the end, then a restarted one over new commands (and, with
+    ``republish``, the first run's first command again). Returns the events, the command
+    ids and how many old send events the restarted sender read to rebuild its ledger."""
+    settings = sender_settings(kafka_settings, url, **overrides)
+    first = [command(NUMBER if i % 2 else NUMBER_2, f"4479111240{i:02d}") for i in range(40)]
+    await publish(kafka_settings, first)
+    async with running_sender(settings) as sender:
+        await read_stream(
+            kafka_settings,
+            Stream.SEND_EVENTS,
+            until=terminals_cover({c.data.command_id for c in first}),
+        )
+        assert sender.metrics.ledger_rebuild_events._value.get() == 0, "a fresh log"
+    again = [command(NUMBER if i % 2 else NUMBER_2, f"4479111241{i:02d}") for i in range(20)]
+    await publish(kafka_settings, [*again, *first[:1]] if republish else again)
+    ids = {c.data.command_id for c in [*first, *again]}
+    async with running_sender(settings) as sender:
+        events = await read_stream(kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids))
+        scanned = sender.metrics.ledger_rebuild_events._value.get()
+    return events, ids, scanned
+
+
+async def test_a_restarted_sender_rebuilds_its_ledger_from_the_checkpoint(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    """Outside the idempotency window, the ledger is rebuilt from the checkpoint the
+    commit carries, not the whole send-event log; results stay exactly once."""
+    url, sim = simulator
+    events, ids, scanned = await _two_runs(
+        kafka_settings, url, republish=False, sender_idempotency_window_s=0
+    )
+    assert scanned == 0, f"the restart read {scanned} old send events, not the checkpoint's 0"
+    terminals = terminal_by_command(events)
+    assert set(terminals) == ids
+    assert set(terminals.values()) == {1}, "exactly one result per command"
+    assert set(simulator_sends(sim).values()) == {1}, "each message reached the API once"
+
+
+async def test_a_command_published_again_within_the_window_is_not_sent_again(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    """A command id is the idempotency key across restarts for the window (7 days by
+    default): the rebuild reads the window's results, so the repeat is skipped."""
+    url, sim = simulator
+    events, ids, scanned = await _two_runs(kafka_settings, url, republish=True)
+    assert scanned >= 2 * 40, "the window's results (attempted and accepted each) were read"
+    terminals = terminal_by_command(events)
+    assert set(terminals) == ids
+    assert set(terminals.values()) == {1}, "one result per command, the repeat included"
+    assert set(simulator_sends(sim).values()) == {1}, "each message reached the API once"

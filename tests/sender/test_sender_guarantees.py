@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -217,7 +218,10 @@ async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
     await publish(kafka_settings, commands)
     ids = {c.data.command_id for c in commands}
 
-    first = _sender_process(kafka_settings, url, tmp_path)
+    # No idempotency window: the restart rebuilds its ledger from the checkpoint its
+    # predecessor committed alone, so the checkpoint is what keeps the promise here.
+    checkpoint_only = {"MMBUS_SENDER_IDEMPOTENCY_WINDOW_S": "0"}
+    first = _sender_process(kafka_settings, url, tmp_path, **checkpoint_only)
     try:
         # Let it get well into the run, then kill it without any chance to clean up.
         await read_stream(
@@ -237,7 +241,7 @@ async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
     done_at_kill = set(terminal_by_command(snapshot))
     assert 0 < len(done_at_kill) < len(ids), "the kill came mid-run"
 
-    second = _sender_process(kafka_settings, url, tmp_path)
+    second = _sender_process(kafka_settings, url, tmp_path, **checkpoint_only)
     try:
         events = await read_stream(
             kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids), deadline_s=240
@@ -268,6 +272,11 @@ async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
     assert set(sends) - accepted <= indeterminate, (
         "a send without send.accepted is reported indeterminate"
     )
+    restarted = orjson.loads(_ledger_rebuilds(tmp_path)[1][0])
+    assert restarted["checkpoints"], "the predecessor committed checkpoints; the restart used them"
+    assert all(
+        restarted["scanned_from"][p] == offset for p, offset in restarted["checkpoints"].items()
+    ), "with no idempotency window the rebuild starts exactly at each checkpoint"
 
 
 def _has_logged(logs: Path, index: int, text: str) -> bool:
@@ -347,6 +356,8 @@ async def test_rebalance_mid_retry_sends_nothing_twice(
         # Slow enough (about 140 sends/s) that commands are still queued and retrying
         # when a second process has started and joined the group.
         "MMBUS_SENDER_RATE_PER_S": "30",
+        # Ledgers rebuilt from the committed checkpoints alone (no idempotency window).
+        "MMBUS_SENDER_IDEMPOTENCY_WINDOW_S": "0",
     }
 
     def finished(n: int) -> Callable[[list[Message]], bool]:
