@@ -11,7 +11,8 @@ Columns (header row required; the order does not matter):
 
 The command id is derived from the campaign and the row's content, so running
 the same file again publishes the same command ids and the sender sends
-nothing twice. Two identical rows are one command.
+nothing twice within its idempotency window (MMBUS_SENDER_IDEMPOTENCY_WINDOW_S,
+7 days). Two identical rows are one command.
 """
 
 from __future__ import annotations

@@ -439,7 +439,10 @@ def _print_report(report: dict[str, Any]) -> None:
     "--skip-invalid", is_flag=True, help="Publish the valid rows even if some are invalid."
 )
 def send_csv(path: Path, campaign: str | None, skip_invalid: bool) -> None:
-    """Publish one send command per CSV row; re-running the file sends nothing twice."""
+    """Publish one send command per CSV row.
+
+    Re-running the file within the sender's idempotency window (7 days) sends nothing twice.
+    """
     from services.campaign_csv import CsvError, read_commands
     from services.contracts.client import SendCommandPublisher
 
