@@ -28,6 +28,9 @@ class _Pace:
     recent: deque[float] = field(default_factory=deque)
     tokens: float = 1.0
     refilled: float = field(default_factory=time.monotonic)
+    # Calls waiting for admission, served first come, first served.
+    queue: deque[asyncio.Future[None]] = field(default_factory=deque)
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -63,28 +66,57 @@ class NumberPacer:
         return wait
 
     async def admit(self, number: str) -> float:
-        """Right before the call: wait until the last window holds fewer calls than the rate."""
+        """Right before the call: wait until the last window holds fewer calls than the rate.
+
+        First come, first served: when capacity frees, the longest waiting call takes
+        it. (Each waiter used to poll on its own, and under load an early command
+        could lose the race again and again while later ones went out: it held back
+        the partition's committable offset and the latency's tail.)
+        """
         pace = self._pace(number)
+        if not pace.queue and self._take_or_pause(pace) is None:
+            return 0.0
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pace.queue.append(turn)
+        started = time.monotonic()
+        if pace.timer is None:
+            self._serve(pace)
+        await turn  # cancelled: the future is done, and _serve passes it over
+        return time.monotonic() - started
+
+    def _take_or_pause(self, pace: _Pace) -> float | None:
+        """Take one admission now (None), or say how long until one may be free."""
         rate = pace.rate * pace.factor
         limit = max(1, math.floor(rate))
         burst = max(1.0, rate * self.burst_s)
-        waited = 0.0
-        while True:
-            now = time.monotonic()
-            pace.tokens = min(burst, pace.tokens + (now - pace.refilled) * rate)
-            pace.refilled = now
-            while pace.recent and now - pace.recent[0] >= self.window_s:
-                pace.recent.popleft()
-            if len(pace.recent) < limit and pace.tokens >= 1.0:
-                pace.tokens -= 1.0  # no await between the checks and the updates
-                pace.recent.append(now)
-                return waited
-            pause = max(
-                (1.0 - pace.tokens) / rate,
-                pace.recent[0] + self.window_s - now if len(pace.recent) >= limit else 0.0,
-            )
-            waited += pause
-            await asyncio.sleep(pause)
+        now = time.monotonic()
+        pace.tokens = min(burst, pace.tokens + (now - pace.refilled) * rate)
+        pace.refilled = now
+        while pace.recent and now - pace.recent[0] >= self.window_s:
+            pace.recent.popleft()
+        if len(pace.recent) < limit and pace.tokens >= 1.0:
+            pace.tokens -= 1.0
+            pace.recent.append(now)
+            return None
+        return max(
+            (1.0 - pace.tokens) / rate,
+            pace.recent[0] + self.window_s - now if len(pace.recent) >= limit else 0.0,
+        )
+
+    def _serve(self, pace: _Pace) -> None:
+        """Admit waiting calls in order while there is capacity; then sleep until there is."""
+        pace.timer = None
+        while pace.queue:
+            head = pace.queue[0]
+            if head.done():  # its command was cancelled while it waited
+                pace.queue.popleft()
+                continue
+            pause = self._take_or_pause(pace)
+            if pause is not None:
+                pace.timer = asyncio.get_running_loop().call_later(pause, self._serve, pace)
+                return
+            pace.queue.popleft()
+            head.set_result(None)
 
     def throttled(self, number: str) -> None:
         pace = self._pace(number)

@@ -130,6 +130,34 @@ def test_commit_stops_at_the_lowest_unfinished_offset() -> None:
     assert progress.in_flight == 0
 
 
+async def test_admit_serves_waiting_calls_in_arrival_order() -> None:
+    pacer = NumberPacer(default_rate=50, safety=1.0, window_s=0.1)
+    order: list[int] = []
+
+    async def call(i: int) -> None:
+        await pacer.admit("n")
+        order.append(i)
+
+    calls = []
+    for i in range(40):
+        calls.append(asyncio.create_task(call(i)))
+        await asyncio.sleep(0)  # each call reaches admit before the next one starts
+    await asyncio.gather(*calls)
+    assert order == list(range(40)), "an early call was overtaken by later ones"
+
+
+async def test_a_cancelled_waiter_does_not_hold_up_the_calls_behind_it() -> None:
+    pacer = NumberPacer(default_rate=10, safety=1.0, window_s=0.1)
+    await pacer.admit("n")  # the window is now full: the next calls wait
+    first = asyncio.create_task(pacer.admit("n"))
+    second = asyncio.create_task(pacer.admit("n"))
+    await asyncio.sleep(0)
+    first.cancel()
+    async with asyncio.timeout(5):
+        await second
+    assert first.cancelled()
+
+
 async def test_admit_never_lets_a_window_hold_more_than_the_rate() -> None:
     pacer = NumberPacer(default_rate=10, safety=1.0, window_s=0.2)
     stamps: list[float] = []
