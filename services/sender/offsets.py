@@ -101,3 +101,16 @@ def checkpoint_from_metadata(metadata: str | None) -> int | None:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def rebuild_from(*, beginning: int, checkpoint: int | None, window_start: int) -> int:
+    """Where a partition's ledger rebuild starts reading the send events.
+
+    Results of commands not yet committed lie at or after ``checkpoint`` (the whole
+    log when there is none); a command id published again is recognised if its old
+    result lies at or after ``window_start`` (the first event inside the idempotency
+    window; 0 for no limit). Both must be read, and nothing before the log's
+    ``beginning`` can be.
+    """
+    committed_from = beginning if checkpoint is None else max(beginning, checkpoint)
+    return max(beginning, min(committed_from, window_start))

@@ -80,6 +80,7 @@ from services.sender.offsets import (
     PartitionProgress,
     checkpoint_from_metadata,
     checkpoint_metadata,
+    rebuild_from,
 )
 from services.sender.outcomes import Delivered, Fail, Retry, Unknown, backoff_s, pair_wait_s
 from services.sender.ratelimit import NumberPacer
@@ -176,7 +177,8 @@ class Sender:
         self.gates: dict[int, asyncio.Event] = {}
         # ...and it goes on handing out records of partitions being revoked while their
         # revocation callback drains them. Those are not started here: the next owner
-        # reads them again from the committed offset.
+        # reads them again from the committed offset (this sender too, if the partition
+        # comes back: aiokafka starts every new assignment from the committed offsets).
         self.closing: set[TopicPartition] = set()
         self.knowledge_ready = asyncio.Event()
         self.consuming = asyncio.Event()
@@ -781,9 +783,16 @@ class Sender:
                 tp: max(beginnings[tp], checkpoints.get(tp.partition, beginnings[tp])) for tp in tps
             }
             window = await self._window_start(consumer, tps, end)
-            scanned_from = {tp: min(committed_from[tp], window.get(tp, 0)) for tp in tps}
+            scanned_from = {
+                tp: rebuild_from(
+                    beginning=beginnings[tp],
+                    checkpoint=checkpoints.get(tp.partition),
+                    window_start=window[tp],
+                )
+                for tp in tps
+            }
             for tp, offset in scanned_from.items():
-                consumer.seek(tp, max(beginnings[tp], offset))
+                consumer.seek(tp, offset)
             count = 0
             earlier: dict[TopicPartition, int] = {}  # first event at/after the checkpoint
             while not await _caught_up(consumer, end):

@@ -13,6 +13,7 @@ from services.sender.offsets import (
     PartitionProgress,
     checkpoint_from_metadata,
     checkpoint_metadata,
+    rebuild_from,
 )
 from services.sender.outcomes import Delivered, Fail, Retry, Transport, Unknown, backoff_s, classify
 from services.sender.ratelimit import NumberPacer
@@ -292,3 +293,22 @@ async def test_cancelling_commands_queued_in_one_lane_leaves_the_sender_healthy(
     await graph.aclose()
     assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
     assert key not in sender.lanes
+
+
+@pytest.mark.parametrize(
+    ("beginning", "checkpoint", "window_start", "expected", "why"),
+    [
+        (0, None, 0, 0, "no checkpoint, no window limit: the whole log"),
+        (0, None, 500, 0, "no checkpoint (first run, older version): the whole log"),
+        (0, 800, 500, 500, "the window reaches further back than the checkpoint"),
+        (0, 300, 500, 300, "commands not yet committed reach further back"),
+        (0, 800, 900, 800, "nothing in the window before the checkpoint"),
+        (400, 300, 100, 400, "retention removed the start: read from what is left"),
+        (400, None, 0, 400, "no checkpoint, a truncated log: its beginning"),
+    ],
+)
+def test_rebuild_reads_both_the_uncommitted_results_and_the_window(
+    beginning: int, checkpoint: int | None, window_start: int, expected: int, why: str
+) -> None:
+    got = rebuild_from(beginning=beginning, checkpoint=checkpoint, window_start=window_start)
+    assert got == expected, why
