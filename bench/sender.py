@@ -261,10 +261,10 @@ async def run_mmbus(settings: CommonSettings, sim: str, n: int, http: HttpKind) 
     handle = sender._handle
     publish = sender._publish
 
-    async def timed_handle(record: Any) -> None:
+    async def timed_handle(record: Any, order: int) -> None:
         # The command id without a second full decode (that cost is not the sender's).
         picked[orjson.loads(record.value)["data"]["command_id"]] = time.perf_counter()
-        await handle(record)
+        await handle(record, order)
 
     async def timed_publish(event: Any, command: Any, *, topic: str | None = None) -> None:
         await publish(event, command, topic=topic)

@@ -1,6 +1,6 @@
 """Per-number pacing: evenly spaced send slots, and a hard cap on actual calls.
 
-``acquire`` reserves the number's next free slot (spacing 1/rate) and keeps the
+``acquire`` gives the number's next free slot (spacing 1/rate) and keeps the
 traffic smooth. Between the slot and the HTTP call the sender writes
 ``send.attempted`` to Kafka, and acknowledgements arrive in batches, so sends
 can bunch up again; ``admit``, called right before each call, is the guarantee:
@@ -8,15 +8,68 @@ a sliding window of the number's actual call times never holds more than the
 rate, with a margin for network jitter, and a small token bucket keeps a stall
 from releasing a second's worth of calls at once. A 130429 halves the number's pace; each
 success wins back 1 %, up to the configured rate.
+
+At both gates the oldest command goes first (``priority``: the sender's intake
+order), not the first to arrive. Commands reach the pacer out of intake order
+whenever some had to wait for something else first (a WABA lookup, a retry's
+back-off, the recipient's lane): measured before this rule, the first MARKETING
+commands of a campaign waited for the onboarding lookup and then queued behind
+every UTILITY command taken in meanwhile, holding the partition's committable
+offset at 1 for seconds while hundreds of later commands finished.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+_arrivals = itertools.count()
+
+
+@dataclass(order=True)
+class _Waiter:
+    priority: int
+    arrival: int
+    turn: asyncio.Future[None] = field(compare=False)
+
+
+@dataclass
+class _Line:
+    """The calls waiting at one gate of one number, served lowest priority value first
+    (ties: first come, first served) by one timer."""
+
+    waiters: list[_Waiter] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+    def idle(self) -> bool:
+        while self.waiters and self.waiters[0].turn.done():  # cancelled while waiting
+            heapq.heappop(self.waiters)
+        return not self.waiters
+
+    async def wait(self, priority: int, take: Callable[[], float | None]) -> float:
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiters, _Waiter(priority, next(_arrivals), turn))
+        started = time.monotonic()
+        if self.timer is None:
+            self.serve(take)
+        await turn  # cancelled: the future is done, and serve passes it over
+        return time.monotonic() - started
+
+    def serve(self, take: Callable[[], float | None]) -> None:
+        """Let waiting calls through while ``take`` allows; then sleep until it may again."""
+        self.timer = None
+        while not self.idle():
+            pause = take()
+            if pause is not None:
+                self.timer = asyncio.get_running_loop().call_later(pause, self.serve, take)
+                return
+            heapq.heappop(self.waiters).turn.set_result(None)
 
 
 @dataclass
@@ -24,13 +77,11 @@ class _Pace:
     rate: float
     factor: float = 1.0
     next_slot: float = 0.0
-    waiting: int = 0
     recent: deque[float] = field(default_factory=deque)
     tokens: float = 1.0
     refilled: float = field(default_factory=time.monotonic)
-    # Calls waiting for admission, served first come, first served.
-    queue: deque[asyncio.Future[None]] = field(default_factory=deque)
-    timer: asyncio.TimerHandle | None = None
+    slots: _Line = field(default_factory=_Line)
+    admissions: _Line = field(default_factory=_Line)
 
 
 @dataclass
@@ -50,41 +101,43 @@ class NumberPacer:
             self._paces[number] = pace
         return pace
 
-    async def acquire(self, number: str) -> float:
+    async def acquire(self, number: str, priority: int = 0) -> float:
         """Wait for this number's next slot; returns the seconds waited."""
         pace = self._pace(number)
-        now = time.monotonic()
-        slot = max(now, pace.next_slot)
-        pace.next_slot = slot + 1.0 / (pace.rate * pace.factor)
-        wait = slot - now
-        if wait > 0:
-            pace.waiting += 1
-            try:
-                await asyncio.sleep(wait)
-            finally:
-                pace.waiting -= 1
-        return wait
 
-    async def admit(self, number: str) -> float:
-        """Right before the call: wait until the last window holds fewer calls than the rate.
+        def take() -> float | None:
+            return self._take_slot(pace, late_timer=True)
 
-        First come, first served: when capacity frees, the longest waiting call takes
-        it. (Each waiter used to poll on its own, and under load an early command
-        could lose the race again and again while later ones went out: it held back
-        the partition's committable offset and the latency's tail.)
-        """
-        pace = self._pace(number)
-        if not pace.queue and self._take_or_pause(pace) is None:
+        if pace.slots.idle() and self._take_slot(pace, late_timer=False) is None:
             return 0.0
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        pace.queue.append(turn)
-        started = time.monotonic()
-        if pace.timer is None:
-            self._serve(pace)
-        await turn  # cancelled: the future is done, and _serve passes it over
-        return time.monotonic() - started
+        return await pace.slots.wait(priority, take)
 
-    def _take_or_pause(self, pace: _Pace) -> float | None:
+    async def admit(self, number: str, priority: int = 0) -> float:
+        """Right before the call: wait until the last window holds fewer calls than the rate."""
+        pace = self._pace(number)
+
+        def take() -> float | None:
+            return self._take_admission(pace)
+
+        if pace.admissions.idle() and take() is None:
+            return 0.0
+        return await pace.admissions.wait(priority, take)
+
+    @staticmethod
+    def _take_slot(pace: _Pace, *, late_timer: bool) -> float | None:
+        """Take the next slot now (None), or say how long until it comes.
+
+        ``late_timer``: the line's timer is serving, and may have fired late. It may
+        then release the slot it missed as well, but no older one: the number was
+        busy all along. A call that found the number idle saves up nothing."""
+        interval = 1.0 / (pace.rate * pace.factor)
+        now = time.monotonic()
+        if now < pace.next_slot:
+            return pace.next_slot - now
+        pace.next_slot = max(pace.next_slot, now - interval if late_timer else now) + interval
+        return None
+
+    def _take_admission(self, pace: _Pace) -> float | None:
         """Take one admission now (None), or say how long until one may be free."""
         rate = pace.rate * pace.factor
         limit = max(1, math.floor(rate))
@@ -103,21 +156,6 @@ class NumberPacer:
             pace.recent[0] + self.window_s - now if len(pace.recent) >= limit else 0.0,
         )
 
-    def _serve(self, pace: _Pace) -> None:
-        """Admit waiting calls in order while there is capacity; then sleep until there is."""
-        pace.timer = None
-        while pace.queue:
-            head = pace.queue[0]
-            if head.done():  # its command was cancelled while it waited
-                pace.queue.popleft()
-                continue
-            pause = self._take_or_pause(pace)
-            if pause is not None:
-                pace.timer = asyncio.get_running_loop().call_later(pause, self._serve, pace)
-                return
-            pace.queue.popleft()
-            head.set_result(None)
-
     def throttled(self, number: str) -> None:
         pace = self._pace(number)
         pace.factor = max(self.min_factor, pace.factor * 0.5)
@@ -126,9 +164,3 @@ class NumberPacer:
         pace = self._pace(number)
         if pace.factor < 1.0:
             pace.factor = min(1.0, pace.factor * 1.01)
-
-    def waiting(self, number: str) -> int:
-        return self._pace(number).waiting
-
-    def numbers(self) -> list[str]:
-        return list(self._paces)

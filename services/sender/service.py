@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -186,6 +187,8 @@ class Sender:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._slots = asyncio.Semaphore(settings.sender_max_in_flight)
+        # The order commands were taken in; the pacer serves the oldest first.
+        self._intake = itertools.count()
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -261,7 +264,7 @@ class Sender:
         progress = self.progress.setdefault(tp, PartitionProgress(record.offset))
         progress.started(record.offset)
         self.metrics.in_flight.inc()
-        task = asyncio.create_task(self._process(tp, record))
+        task = asyncio.create_task(self._process(tp, record, next(self._intake)))
         self.tasks.setdefault(tp, set()).add(task)
 
         def done(t: asyncio.Task[None]) -> None:
@@ -274,10 +277,12 @@ class Sender:
     def _gate(self, partition: int) -> asyncio.Event:
         return self.gates.setdefault(partition, asyncio.Event())
 
-    async def _process(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _process(
+        self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], order: int
+    ) -> None:
         try:
             await self._gate(tp.partition).wait()
-            await self._handle(record)
+            await self._handle(record, order)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -294,7 +299,7 @@ class Sender:
             progress.finished(record.offset)
 
     # ------------------------------------------------------------- handling
-    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _handle(self, record: ConsumerRecord[bytes, bytes], order: int) -> None:
         message = decode(record.value, record.headers)
         if isinstance(message, DecodeFailure) or not isinstance(message, SendTemplate):
             failure = (
@@ -336,7 +341,7 @@ class Sender:
         entry.in_flight = True
         try:
             await self._in_lane(
-                (data.phone_number_id, data.to), lambda: self._execute(record, message)
+                (data.phone_number_id, data.to), lambda: self._execute(record, message, order)
             )
         finally:
             entry.in_flight = False
@@ -358,7 +363,9 @@ class Sender:
             if self.lanes.get(key) is mine:
                 del self.lanes[key]
 
-    async def _execute(self, record: ConsumerRecord[bytes, bytes], command: SendTemplate) -> None:
+    async def _execute(
+        self, record: ConsumerRecord[bytes, bytes], command: SendTemplate, order: int
+    ) -> None:
         data = command.data
         log_ = log.bind(command_id=data.command_id)
         held_since: datetime | None = None
@@ -439,10 +446,14 @@ class Sender:
             )
             return
         assert isinstance(outcome, Send)
-        await self._send(record, command, outcome)
+        await self._send(record, command, outcome, order)
 
     async def _send(
-        self, record: ConsumerRecord[bytes, bytes], command: SendTemplate, plan: Send
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        command: SendTemplate,
+        plan: Send,
+        order: int,
     ) -> None:
         data = command.data
         lane = (data.phone_number_id, data.to)
@@ -454,7 +465,7 @@ class Sender:
             depth = self.metrics.queue_depth.labels(data.phone_number_id)
             depth.inc()
             try:
-                waited = await self.pacer.acquire(data.phone_number_id)
+                waited = await self.pacer.acquire(data.phone_number_id, order)
             finally:
                 depth.dec()
             self.metrics.limiter_wait.observe(waited)
@@ -470,7 +481,7 @@ class Sender:
                 data=SendAttemptedData(**_ref(data), attempt=attempt, decision=plan.decision),
             )
             await self._publish(attempted, record)  # durable before the call
-            self.metrics.limiter_wait.observe(await self.pacer.admit(data.phone_number_id))
+            self.metrics.limiter_wait.observe(await self.pacer.admit(data.phone_number_id, order))
             requested_at = _now()
             result, seconds = await self.graph.send(
                 data.provider, data.phone_number_id, plan.endpoint, plan.body

@@ -147,6 +147,41 @@ async def test_admit_serves_waiting_calls_in_arrival_order() -> None:
     assert order == list(range(40)), "an early call was overtaken by later ones"
 
 
+@pytest.mark.parametrize("gate", ["acquire", "admit"])
+async def test_the_oldest_command_goes_first_whatever_order_it_arrived_in(gate: str) -> None:
+    """A command that arrives late (it waited for a lookup) still goes before younger ones."""
+    pacer = NumberPacer(default_rate=20, safety=1.0, window_s=0.05)
+    wait = getattr(pacer, gate)
+    await wait("n", 0)  # the number is busy: everyone after this waits in line
+    order: list[int] = []
+
+    async def call(priority: int) -> None:
+        await wait("n", priority)
+        order.append(priority)
+
+    calls = []
+    for priority in (5, 6, 7, 1, 8, 2):  # 1 and 2 arrive after younger commands
+        calls.append(asyncio.create_task(call(priority)))
+        await asyncio.sleep(0)
+    await asyncio.gather(*calls)
+    assert order == [1, 2, 5, 6, 7, 8]
+
+
+async def test_acquire_never_gives_the_kth_slot_before_k_intervals() -> None:
+    """A late timer may release a missed slot with the next one, but never runs ahead."""
+    pacer = NumberPacer(default_rate=100, safety=1.0)
+    stamps: list[float] = []
+
+    async def call() -> None:
+        await pacer.acquire("n")
+        stamps.append(time.monotonic())
+
+    await asyncio.gather(*(call() for _ in range(30)))
+    stamps.sort()
+    for k, t in enumerate(stamps):
+        assert t - stamps[0] >= k * 0.01 - 1e-3, k
+
+
 async def test_a_cancelled_waiter_does_not_hold_up_the_calls_behind_it() -> None:
     pacer = NumberPacer(default_rate=10, safety=1.0, window_s=0.1)
     await pacer.admit("n")  # the window is now full: the next calls wait

@@ -339,3 +339,27 @@ async def test_a_command_published_again_within_the_window_is_not_sent_again(
     assert set(terminals) == ids
     assert set(terminals.values()) == {1}, "one result per command, the repeat included"
     assert set(simulator_sends(sim).values()) == {1}, "each message reached the API once"
+
+
+async def test_a_command_that_waited_for_a_lookup_keeps_its_place_in_the_numbers_line(
+    kafka_settings: CommonSettings, simulator: tuple[str, httpx.Client]
+) -> None:
+    """The first MARKETING command waits for the WABA onboarding lookup while the UTILITY
+    commands behind it need none. It still goes out first or second, not after every
+    one of them: a command that lost its place would hold the partition's committed
+    offset back while all the later ones finish."""
+    url, _ = simulator
+    first = command(NUMBER, "447911124000")  # MARKETING: the WABA is unknown to the log
+    behind = [command(NUMBER, f"4915112346{i:03d}", "order_update", "UTILITY") for i in range(8)]
+    await publish(kafka_settings, [first, *behind])
+    ids = {c.data.command_id for c in [first, *behind]}
+    # A slot every ~0.36 s: the lookup (milliseconds) ends long before the second slot.
+    settings = sender_settings(kafka_settings, url, sender_rate_per_s=3)
+    async with running_sender(settings):
+        events = await read_stream(kafka_settings, Stream.SEND_EVENTS, until=terminals_cover(ids))
+    calls = sorted(
+        (e.data.requested_at, e.data.command_id) for e in events if e.type == "send.accepted"
+    )
+    assert {cid for _, cid in calls} == ids
+    place = [cid for _, cid in calls].index(first.data.command_id)
+    assert place <= 1, f"the oldest command went out {place + 1}th of {len(calls)}"
