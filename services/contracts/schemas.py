@@ -97,7 +97,7 @@ SERVICES = (
             Stream.PREFERENCES,
             Stream.MESSAGE_STATUS,
         ),
-        sends=(Stream.SEND_EVENTS, Stream.ACCOUNT, Stream.DEAD_LETTERS),
+        sends=(Stream.SEND_EVENTS, Stream.ACCOUNT, Stream.TEMPLATES, Stream.DEAD_LETTERS),
     ),
     ServiceDoc(
         name="ingest",

@@ -63,6 +63,7 @@ _KEYS: dict[Stream, tuple[str, tuple[str, ...]]] = {
             "template.status_changed",
             "template.category_changed",
             "template.quality_changed",
+            "template.category_observed",
         ),
     ),
     Stream.INBOUND_MESSAGES: ("business phone number id", ("message.received",)),

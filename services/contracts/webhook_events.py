@@ -244,6 +244,25 @@ class TemplateQualityChanged(_TemplateEvent):
     data: TemplateQualityChangedData
 
 
+class TemplateCategoryObservedData(Frozen):
+    waba_id: str
+    name: str
+    language: str
+    template_id: str | None = None
+    category: str = Field(description="As the Graph API answered: MARKETING, UTILITY, ...")
+    observed_via: Literal["graph_api"] = "graph_api"
+    raw: dict[str, Any] = Field(default_factory=dict, description="The template as answered.")
+
+
+class TemplateCategoryObserved(_TemplateEvent):
+    """The sender asked the Graph API because neither the command nor the log had the
+    template's category; recorded so that decisions made on it are explained by the log."""
+
+    type: Literal["template.category_observed"] = "template.category_observed"
+    version: Literal[1] = 1
+    data: TemplateCategoryObservedData
+
+
 # ----------------------------------------------------------------- inbound
 class MessageReceivedData(MetaShape):
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)

@@ -23,6 +23,7 @@ from services.contracts.webhook_events import (
     AccountUpdated,
     MessageStatus,
     TemplateCategoryChanged,
+    TemplateCategoryObserved,
     TemplateStatusChanged,
     UserMarketingPreferenceChanged,
 )
@@ -112,6 +113,11 @@ def evolve_template(state: TemplateState | None, event: Message) -> TemplateStat
         change = event.data
         current = state or TemplateState(waba_id=change.waba_id, name=change.name or "")
         return replace(current, category=change.new_category)
+    if isinstance(event, TemplateCategoryObserved):
+        # Same stream and key as the webhooks: the log's order is the order of the facts.
+        seen = event.data
+        current = state or TemplateState(waba_id=seen.waba_id, name=seen.name)
+        return replace(current, category=seen.category)
     return state
 
 

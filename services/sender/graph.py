@@ -82,7 +82,9 @@ class GraphClient:
             raise LookupError(f"GET /{waba_id} answered {status}: {str(body)[:200]}")
         return body
 
-    async def template_category(self, waba_id: str, name: str, language: str) -> str | None:
+    async def template(self, waba_id: str, name: str, language: str) -> dict[str, Any] | None:
+        """The template as the Graph API describes it (name, language, category, status,
+        id), or None if the WABA has no such template in that language."""
         status, body = await self.get_json(
             f"{waba_id}/message_templates",
             {"name": name, "fields": "name,language,category,status"},
@@ -92,7 +94,10 @@ class GraphClient:
                 f"GET /{waba_id}/message_templates answered {status}: {str(body)[:200]}"
             )
         for item in body.get("data", []):
-            if item.get("name") == name and item.get("language", language) == language:
-                category = item.get("category")
-                return str(category) if category else None
+            if (
+                isinstance(item, dict)
+                and item.get("name") == name
+                and item.get("language", language) == language
+            ):
+                return item
         return None

@@ -63,6 +63,8 @@ from services.contracts.webhook_events import (
     AccountOnboardingObservedData,
     DeadLetterRecorded,
     DeadLetterRecordedData,
+    TemplateCategoryObserved,
+    TemplateCategoryObservedData,
 )
 from services.projections.knowledge import (
     RecipientState,
@@ -146,9 +148,10 @@ class Sender:
         self.events_topic = topic_name(Stream.SEND_EVENTS, prefix)
         self.account_topic = topic_name(Stream.ACCOUNT, prefix)
         self.dead_letter_topic = topic_name(Stream.DEAD_LETTERS, prefix)
+        self.templates_topic = topic_name(Stream.TEMPLATES, prefix)
         self.knowledge_topics = [
             self.account_topic,
-            topic_name(Stream.TEMPLATES, prefix),
+            self.templates_topic,
             topic_name(Stream.PREFERENCES, prefix),
             topic_name(Stream.MESSAGE_STATUS, prefix),
         ]
@@ -648,24 +651,39 @@ class Sender:
                     if state is not None:
                         self.wabas[data.waba_id] = state
                     return
-                category = await self.graph.template_category(
+                template = await self.graph.template(
                     data.waba_id, data.template.name, data.template.language.code
                 )
-                if category is None:
+                category = template.get("category") if template else None
+                if not isinstance(category, str) or not category:
                     raise LookupError(
                         f"template {data.template.name} ({data.template.language.code}) "
                         "is unknown to the API"
                     )
-                key = template_key(data.waba_id, data.template.name)
-                current = self.templates.get(key) or TemplateState(data.waba_id, data.template.name)
-                self.templates[key] = TemplateState(
-                    current.waba_id,
-                    current.name,
-                    category,
-                    current.status,
-                    current.approved_at,
-                    current.last_used_at,
+                assert template is not None
+                template_id = template.get("id")
+                seen = TemplateCategoryObserved(
+                    id=new_id(),
+                    time=_now(),
+                    source=SOURCE,
+                    subject=f"{data.waba_id}:{data.template.name}",
+                    correlation_id=data.command_id,
+                    data=TemplateCategoryObservedData(
+                        waba_id=data.waba_id,
+                        name=data.template.name,
+                        language=data.template.language.code,
+                        template_id=str(template_id) if template_id is not None else None,
+                        category=category,
+                        raw=template,
+                    ),
                 )
+                # Recorded before it is used: a decision made on it is explained by the log,
+                # and a restarted sender knows it without asking again.
+                await self._publish(seen, None, topic=self.templates_topic)
+                key = template_key(data.waba_id, data.template.name)
+                tstate = evolve_template(self.templates.get(key), seen)
+                if tstate is not None:
+                    self.templates[key] = tstate
                 return
             except LookupError:
                 raise

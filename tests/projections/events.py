@@ -34,6 +34,8 @@ from services.contracts.webhook_events import (
     MessageStatusData,
     TemplateCategoryChanged,
     TemplateCategoryChangedData,
+    TemplateCategoryObserved,
+    TemplateCategoryObservedData,
     TemplateStatusChanged,
     TemplateStatusChangedData,
     UserMarketingPreferenceChanged,
@@ -239,4 +241,13 @@ def template_category(name: str, value: str, when: float) -> TemplateCategoryCha
     return TemplateCategoryChanged(
         **_env("template.category_changed", when, name, f"cat{name}{value}{when}"),
         data=TemplateCategoryChangedData(waba_id=WABA, name=name, new_category=value),
+    )
+
+
+def template_category_observed(name: str, value: str, when: float) -> TemplateCategoryObserved:
+    return TemplateCategoryObserved(
+        **_env("template.category_observed", when, name, f"obscat{name}{value}{when}"),
+        data=TemplateCategoryObservedData(
+            waba_id=WABA, name=name, language="en_US", category=value
+        ),
     )

@@ -40,6 +40,7 @@ from tests.projections.events import (
     status,
     suppressed,
     template_category,
+    template_category_observed,
     template_status,
     terms_signed,
 )
@@ -315,6 +316,37 @@ def test_templates_fold_category_status_approval_and_last_use() -> None:
         at(1),
         at(30),
     )
+
+
+@pytest.mark.parametrize(
+    ("events", "category"),
+    [
+        ([template_category_observed("spring_sale", "MARKETING", 1)], "MARKETING"),
+        (
+            [
+                template_category_observed("spring_sale", "MARKETING", 1),
+                template_category("spring_sale", "UTILITY", 2),
+            ],
+            "UTILITY",
+        ),
+        (
+            [
+                template_category("spring_sale", "UTILITY", 1),
+                template_category_observed("spring_sale", "MARKETING", 2),
+            ],
+            "MARKETING",
+        ),
+    ],
+    ids=["looked up", "then changed by a webhook", "webhook, then looked up again"],
+)
+def test_a_looked_up_category_is_a_fact_like_a_webhook(
+    events: list[Message], category: str
+) -> None:
+    state = None
+    for event in events:
+        state = evolve_template(state, event)
+    assert state is not None
+    assert state.category == category
 
 
 # ------------------------------------------------------ order independence

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
 from services.common.kafka_admin import ensure_project_topics
@@ -109,6 +109,29 @@ async def read_stream(
                         message = decode(record.value, record.headers)
                         assert isinstance(message, Message), message
                         out.append(message)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def read_to_end(settings: CommonSettings, stream: Stream) -> list[Message]:
+    """Every message of a stream up to its current end offsets (read when nothing more
+    is being written: the writer stopped or died)."""
+    consumer = AIOKafkaConsumer(auto_offset_reset="earliest", **settings.kafka_client_options())
+    await consumer.start()
+    out: list[Message] = []
+    try:
+        topic = topic_name(stream, settings.topic_prefix)
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        end = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        while any([await consumer.position(tp) < end[tp] for tp in tps]):
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    m = decode(r.value, r.headers)
+                    assert isinstance(m, Message), m
+                    out.append(m)
     finally:
         await consumer.stop()
     return out

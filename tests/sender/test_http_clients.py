@@ -68,7 +68,7 @@ async def test_accepted_and_refused_answers(
         accepted, _ = await graph.send("meta", NUMBER, "marketing_messages", body("447911123401"))
         unknown_template = body("447911123409", "no_such_template")
         refused, _ = await graph.send("meta", NUMBER, "marketing_messages", unknown_template)
-        category = await graph.template_category(ONBOARDED_WABA, "spring_sale", "en_US")
+        template = await graph.template(ONBOARDED_WABA, "spring_sale", "en_US")
     finally:
         await graph.aclose()
     assert isinstance(accepted, Delivered)
@@ -77,7 +77,8 @@ async def test_accepted_and_refused_answers(
     assert refused.error.code is not None
     assert refused.error.http_status is not None
     assert 400 <= refused.error.http_status < 500
-    assert category == "MARKETING"
+    assert template is not None
+    assert template["category"] == "MARKETING"
     assert sent_to(admin) == ["447911123401"]
 
 

@@ -27,6 +27,7 @@ from tests.sender.support import (
     publish,
     publish_events,
     read_stream,
+    read_to_end,
     running_sender,
     sender_settings,
     simulator_sends,
@@ -100,6 +101,14 @@ async def test_mixed_commands_each_end_exactly_once(
         "102290129340398",
         "203301230451409",
     }
+    # The five commands without a category shared one lookup, recorded before it was used.
+    lookups = await read_to_end(kafka_settings, Stream.TEMPLATES)
+    assert [(e.type, e.data.name, e.data.category) for e in lookups] == [
+        ("template.category_observed", "spring_sale", "MARKETING")
+    ]
+    for c in commands[30:35]:
+        reasons = accepted[c.data.command_id].data.decision.reasons
+        assert "template category MARKETING from the template stream" in reasons
     # Every attempt was durable before its call: attempted precedes the result, per command.
     for cid in accepted:
         kinds = [e.type for e in events if e.data.command_id == cid]

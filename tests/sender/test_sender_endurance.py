@@ -13,12 +13,12 @@ from services.contracts.topics import Stream
 from tests.sender.support import (
     publish,
     read_stream,
+    read_to_end,
     simulator_sends,
     terminal_by_command,
     terminals_cover,
 )
 from tests.sender.test_sender_guarantees import (
-    _read_to_end,
     _sender_process,
     campaign,
     simulator,  # noqa: F401 - the fixture
@@ -62,7 +62,7 @@ async def test_three_kills_under_faults_still_exactly_once_in_effect(
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        snapshot = await _read_to_end(kafka_settings)
+        snapshot = await read_to_end(kafka_settings, Stream.SEND_EVENTS)
         attempted = {e.data.command_id for e in snapshot if e.type == "send.attempted"}
         open_at_kills |= attempted - set(terminal_by_command(snapshot))
         assert len(terminal_by_command(snapshot)) < len(ids), f"kill {round_ + 1} came mid-run"

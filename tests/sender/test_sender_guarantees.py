@@ -16,15 +16,13 @@ import httpx
 import orjson
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.harness import serve
 from services.common.serving import free_port
 from services.common.settings import CommonSettings
-from services.contracts.codec import decode
 from services.contracts.commands import SendTemplate
 from services.contracts.envelope import Message
-from services.contracts.topics import Stream, topic_name
+from services.contracts.topics import Stream
 from services.simulator.world import PhoneNumber, Portfolio, Template, Waba, World
 from tests.sender.support import (
     calls_per_number,
@@ -32,6 +30,7 @@ from tests.sender.support import (
     max_in_any_second,
     publish,
     read_stream,
+    read_to_end,
     recipient_order,
     simulator_sends,
     terminal_by_command,
@@ -234,7 +233,7 @@ async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
         first.send_signal(signal.SIGKILL)
         first.wait()
     # The process is dead: everything it ever got acknowledged is below the end offsets now.
-    snapshot = await _read_to_end(kafka_settings)
+    snapshot = await read_to_end(kafka_settings, Stream.SEND_EVENTS)
     open_at_kill = {e.data.command_id for e in snapshot if e.type == "send.attempted"} - set(
         terminal_by_command(snapshot)
     )
@@ -310,28 +309,6 @@ def stopped_at_end(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[b
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-async def _read_to_end(settings: CommonSettings) -> list[Message]:
-    """Every send event up to the current end offsets (the writer is dead: nothing more comes)."""
-    consumer = AIOKafkaConsumer(auto_offset_reset="earliest", **settings.kafka_client_options())
-    await consumer.start()
-    out: list[Message] = []
-    try:
-        topic = topic_name(Stream.SEND_EVENTS, settings.topic_prefix)
-        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        consumer.assign(tps)
-        end = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        while any([await consumer.position(tp) < end[tp] for tp in tps]):
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    m = decode(r.value, r.headers)
-                    if isinstance(m, Message):
-                        out.append(m)
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def test_rebalance_mid_retry_sends_nothing_twice(
