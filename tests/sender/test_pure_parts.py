@@ -182,6 +182,31 @@ async def test_acquire_never_gives_the_kth_slot_before_k_intervals() -> None:
         assert t - stamps[0] >= k * 0.01 - 1e-3, k
 
 
+def _keep_the_loop_busy(seconds: float) -> None:
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        pass
+
+
+async def test_a_late_timer_releases_the_slots_it_missed_at_once() -> None:
+    """A busy event loop must not cap a number at one or two calls per loop turn."""
+    pacer = NumberPacer(default_rate=1000, safety=1.0, burst_s=0.1)
+    await pacer.acquire("n")  # the number is busy: the next ones wait in line
+    released: list[int] = []
+
+    async def call(i: int) -> None:
+        await pacer.acquire("n")
+        released.append(i)
+
+    calls = [asyncio.create_task(call(i)) for i in range(60)]
+    await asyncio.sleep(0)  # every call is in line, the timer is set
+    _keep_the_loop_busy(0.04)  # 40 slots' worth, as CPU-bound work under load does
+    for _ in range(3):  # a few loop turns: the timer fires, late, and the released calls run
+        await asyncio.sleep(0)
+    assert len(released) >= 30, f"only {len(released)} of the 40 missed slots were released"
+    await asyncio.gather(*calls)
+
+
 async def test_a_cancelled_waiter_does_not_hold_up_the_calls_behind_it() -> None:
     pacer = NumberPacer(default_rate=10, safety=1.0, window_s=0.1)
     await pacer.admit("n")  # the window is now full: the next calls wait
