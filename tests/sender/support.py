@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import SecretStr
 
 from services.common.kafka_admin import ensure_project_topics
@@ -104,13 +104,19 @@ async def read_stream(
     try:
         async with asyncio.timeout(deadline_s):
             while not until(out):
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    for record in records:
-                        message = decode(record.value, record.headers)
-                        assert isinstance(message, Message), message
-                        out.append(message)
+                out.extend(_decoded(await consumer.getmany(timeout_ms=200)))
     finally:
         await consumer.stop()
+    return out
+
+
+def _decoded(batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> list[Message]:
+    out: list[Message] = []
+    for records in batches.values():
+        for record in records:
+            message = decode(record.value, record.headers)
+            assert isinstance(message, Message), message
+            out.append(message)
     return out
 
 
@@ -127,11 +133,7 @@ async def read_to_end(settings: CommonSettings, stream: Stream) -> list[Message]
         end = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         while any([await consumer.position(tp) < end[tp] for tp in tps]):
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    m = decode(r.value, r.headers)
-                    assert isinstance(m, Message), m
-                    out.append(m)
+            out.extend(_decoded(await consumer.getmany(timeout_ms=200)))
     finally:
         await consumer.stop()
     return out
