@@ -21,6 +21,11 @@ recipients) and reports sends per second, the ratio to raw, and p50/p99 of
 command-to-result latency: from when the process read the command to when its
 result event was acknowledged by Kafka. The simulator runs in its own process;
 the broker is ``KAFKA_BOOTSTRAP_SERVERS`` or the project's local broker.
+
+It also prints the CPU time this process spent per send over the timed window
+and what that implies with one whole core (1 / CPU per send): on a machine whose
+cores are shared with the broker and the simulator, sends/s measures the share of
+CPU the loop got, and the ceiling says what the loop itself costs.
 """
 
 from __future__ import annotations
@@ -69,10 +74,22 @@ class Run:
     seconds: float
     latencies_ms: list[float]
     http: HttpKind = "httpx"
+    # CPU this process spent over the timed window (the broker and the simulator run
+    # in their own processes and are not counted).
+    cpu_seconds: float = float("nan")
 
     @property
     def rate(self) -> float:
         return self.sends / self.seconds
+
+    @property
+    def cpu_ms_per_send(self) -> float:
+        return self.cpu_seconds / self.sends * 1000 if self.sends else float("nan")
+
+    @property
+    def ceiling(self) -> float:
+        """Sends/s this loop could do with one whole core to itself: 1 / CPU per send."""
+        return 1000 / self.cpu_ms_per_send
 
     def pct(self, p: int) -> float:
         if len(self.latencies_ms) < 2:
@@ -175,7 +192,7 @@ async def run_raw(settings: CommonSettings, sim: str, n: int, http: HttpKind) ->
         if done == n:
             finished.set()
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         while not finished.is_set():
             batches = await consumer.getmany(timeout_ms=100)
@@ -185,12 +202,12 @@ async def run_raw(settings: CommonSettings, sim: str, n: int, http: HttpKind) ->
                     task = asyncio.create_task(one(record.value or b"{}"))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         await consumer.stop()
         await producer.stop()
         await graph.aclose()
-    return Run(f"raw aiokafka+{http}", done, elapsed, latencies, http)
+    return Run(f"raw aiokafka+{http}", done, elapsed, latencies, http, cpu)
 
 
 # -------------------------------------------------------------- naive handler
@@ -222,14 +239,14 @@ async def run_naive(settings: CommonSettings, sim: str, n: int, deadline_s: floa
             finished.set()
 
     await broker.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     # A naive handler is slow by design; it gets a fixed time, not the whole backlog.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(finished.wait(), deadline_s)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     await broker.stop()
     await client.aclose()
-    return Run("naive FastStream handler", len(latencies), elapsed, latencies)
+    return Run("naive FastStream handler", len(latencies), elapsed, latencies, "httpx", cpu)
 
 
 # ---------------------------------------------------------------- mmbus sender
@@ -279,13 +296,13 @@ async def run_mmbus(settings: CommonSettings, sim: str, n: int, http: HttpKind) 
     sender._publish = timed_publish  # type: ignore[method-assign]
     task = asyncio.create_task(sender.run(stop))
     await sender.consuming.wait()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await finished.wait()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     stop.set()
     await task
     await graph.aclose()
-    return Run(f"mmbus sender ({http})", len(latencies), elapsed, latencies, http)
+    return Run(f"mmbus sender ({http})", len(latencies), elapsed, latencies, http, cpu)
 
 
 # ----------------------------------------------------------------------- main
@@ -293,13 +310,14 @@ def _table(runs: list[Run]) -> str:
     raw = {r.http: r for r in runs if r.name.startswith("raw")}
     lines = [
         f"{'':26} {'sends/s':>8} {'vs raw httpx':>13} {'vs raw same client':>19} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'sends':>7}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'sends':>7} {'CPU ms/send':>12} {'1-core ceiling/s':>17}"
     ]
     for r in runs:
         lines.append(
             f"{r.name:26} {r.rate:8.0f} {r.rate / raw['httpx'].rate:13.2f} "
             f"{r.rate / raw[r.http].rate:19.2f} "
-            f"{r.pct(50):8.1f} {r.pct(99):8.1f} {r.sends:7d}"
+            f"{r.pct(50):8.1f} {r.pct(99):8.1f} {r.sends:7d} "
+            f"{r.cpu_ms_per_send:12.2f} {r.ceiling:17.0f}"
         )
     return "\n".join(lines)
 

@@ -33,6 +33,7 @@ async def test_the_sender_benchmark_runs_every_variant(
         "mmbus sender (httpx)",
     ):
         assert row in report, f"{row!r} missing from:\n{report}"
+    assert "CPU ms/send" in report, report
 
 
 async def test_the_replay_benchmark_runs_and_both_stores_agree(
