@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import phonenumbers
 import pytest
 from pydantic import ValidationError
 
 from services.contracts.client import send_template
 from services.contracts.commands import SendTemplate
-from services.contracts.phone import normalize_msisdn, region_of
+from services.contracts.phone import InvalidPhoneNumberError, normalize_msisdn, region_of
 from tests.contracts.examples import load_examples
 
 BASE: dict[str, Any] = load_examples()["send.template.v1"]
@@ -99,3 +101,46 @@ def test_defaults_follow_the_design_brief() -> None:
     assert data.to == "4915112345678"
     assert command.id == command.subject == command.correlation_id == data.command_id
     assert command.record_key() == b"106540352242922"
+
+
+def _numbers_to_compare() -> list[str]:
+    """Every region's example numbers of every type, one digit shorter and longer, and
+    seeded variations of their tails."""
+    rnd = random.Random(5)
+    numbers: list[str] = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in phonenumbers.PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            digits = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
+            numbers += [digits, digits[:-1], digits + str(rnd.randrange(10))]
+            for _ in range(3):
+                k = rnd.randint(1, min(6, len(digits) - 2))
+                numbers.append(digits[:-k] + "".join(rnd.choice("0123456789") for _ in range(k)))
+    return numbers
+
+
+def test_validation_and_region_agree_with_the_library_on_every_regions_numbers() -> None:
+    """normalize_msisdn finds the region and validates in one pass; the library's
+    is_valid_number and region_code_for_number must give the same answers."""
+    compared = valid = 0
+    for digits in _numbers_to_compare():
+        try:
+            parsed = phonenumbers.parse("+" + digits, None)
+        except phonenumbers.NumberParseException:
+            continue
+        compared += 1
+        expected = phonenumbers.is_valid_number(parsed)
+        try:
+            msisdn = normalize_msisdn(digits)
+        except InvalidPhoneNumberError:
+            assert not expected, f"{digits} is valid for the library but was refused"
+            continue
+        valid += 1
+        assert expected, f"{digits} is invalid for the library but was accepted"
+        assert msisdn == phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
+        assert region_of(msisdn) == phonenumbers.region_code_for_number(parsed), digits
+    # Both outcomes must be well represented, or the comparison shows little.
+    assert compared > 5_000
+    assert 0.3 < valid / compared < 0.9, (compared, valid)
