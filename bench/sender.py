@@ -8,7 +8,9 @@ same broker and the same simulator, in this order:
 - **raw**: a minimal aiokafka consume -> HTTP POST -> aiokafka produce loop with
   the same concurrency and none of the features (no decoding, routing, pacing,
   durable attempt, ledger, per-recipient order), once over httpx (the baseline
-  the sender is held to) and once over aiohttp (the sender's default client);
+  the sender is held to) and once over aiohttp (the sender's default client),
+  then over aiohttp with one more acknowledged produce before each POST (the
+  sender's durable attempt), to show what that requirement alone costs;
 - **naive**: a FastStream handler that awaits each call in turn;
 - **mmbus**: the real sender (`services.sender`), all guarantees on, with its
   default HTTP client (aiohttp) and with httpx (HTTP/2 capable).
@@ -156,7 +158,9 @@ def minimal_body(data: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- raw baseline
-async def run_raw(settings: CommonSettings, sim: str, n: int, http: HttpKind) -> Run:
+async def run_raw(
+    settings: CommonSettings, sim: str, n: int, http: HttpKind, *, attempt_first: bool = False
+) -> Run:
     options = settings.kafka_client_options()
     consumer = AIOKafkaConsumer(
         topic_name(Stream.SEND_COMMANDS, settings.topic_prefix),
@@ -184,6 +188,8 @@ async def run_raw(settings: CommonSettings, sim: str, n: int, http: HttpKind) ->
         picked = time.perf_counter()
         data = orjson.loads(value)["data"]
         body = minimal_body(data)
+        if attempt_first:
+            await (await producer.send(results, value=b'{"attempt":"ok"}'))
         await graph.send("meta", data["phone_number_id"], "marketing_messages", body)
         await (await producer.send(results, value=b'{"result":"ok"}'))
         latencies.append((time.perf_counter() - picked) * 1000)
@@ -207,7 +213,8 @@ async def run_raw(settings: CommonSettings, sim: str, n: int, http: HttpKind) ->
         await consumer.stop()
         await producer.stop()
         await graph.aclose()
-    return Run(f"raw aiokafka+{http}", done, elapsed, latencies, http, cpu)
+    name = f"raw aiokafka+{http}" + (" +attempt" if attempt_first else "")
+    return Run(name, done, elapsed, latencies, http, cpu)
 
 
 # -------------------------------------------------------------- naive handler
@@ -307,14 +314,14 @@ async def run_mmbus(settings: CommonSettings, sim: str, n: int, http: HttpKind) 
 
 # ----------------------------------------------------------------------- main
 def _table(runs: list[Run]) -> str:
-    raw = {r.http: r for r in runs if r.name.startswith("raw")}
+    raw = {r.http: r for r in runs if r.name in ("raw aiokafka+httpx", "raw aiokafka+aiohttp")}
     lines = [
-        f"{'':26} {'sends/s':>8} {'vs raw httpx':>13} {'vs raw same client':>19} "
+        f"{'':30} {'sends/s':>8} {'vs raw httpx':>13} {'vs raw same client':>19} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'sends':>7} {'CPU ms/send':>12} {'1-core ceiling/s':>17}"
     ]
     for r in runs:
         lines.append(
-            f"{r.name:26} {r.rate:8.0f} {r.rate / raw['httpx'].rate:13.2f} "
+            f"{r.name:30} {r.rate:8.0f} {r.rate / raw['httpx'].rate:13.2f} "
             f"{r.rate / raw[r.http].rate:19.2f} "
             f"{r.pct(50):8.1f} {r.pct(99):8.1f} {r.sends:7d} "
             f"{r.cpu_ms_per_send:12.2f} {r.ceiling:17.0f}"
@@ -342,6 +349,10 @@ async def bench(bootstrap: str, n: int, latencies_ms: list[int], naive_s: float)
                 variants: list[tuple[str, Callable[[CommonSettings], Awaitable[Run]]]] = [
                     ("raw-httpx", lambda s: run_raw(s, sim, n, "httpx")),
                     ("raw-aiohttp", lambda s: run_raw(s, sim, n, "aiohttp")),
+                    (
+                        "raw-aiohttp-attempt",
+                        lambda s: run_raw(s, sim, n, "aiohttp", attempt_first=True),
+                    ),
                     ("naive", lambda s: run_naive(s, sim, n, naive_s)),
                     ("mmbus-aiohttp", lambda s: run_mmbus(s, sim, n, "aiohttp")),
                     ("mmbus-httpx", lambda s: run_mmbus(s, sim, n, "httpx")),

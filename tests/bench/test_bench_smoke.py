@@ -28,6 +28,7 @@ async def test_the_sender_benchmark_runs_every_variant(
     for row in (
         "raw aiokafka+httpx",
         "raw aiokafka+aiohttp",
+        "raw aiokafka+aiohttp +attempt",
         "naive FastStream handler",
         "mmbus sender (aiohttp)",
         "mmbus sender (httpx)",
