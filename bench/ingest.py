@@ -24,7 +24,7 @@ from contextlib import ExitStack
 
 from bench.harness import LoadResult, serve, wrk, wrk_available
 from services.common.kafka_admin import ensure_project_topics
-from services.common.serving import free_port
+from services.common.ports import free_port
 from services.common.settings import CommonSettings
 from services.contracts.topics import Stream, topic_name
 from services.simulator import webhooks

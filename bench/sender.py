@@ -53,7 +53,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.harness import run_loop, serve
 from services.common.kafka_admin import ensure_project_topics
-from services.common.serving import free_port
+from services.common.ports import free_port
 from services.common.settings import CommonSettings
 from services.contracts.client import SendCommandPublisher, send_template
 from services.contracts.commands import SendTemplate

@@ -18,7 +18,7 @@ import orjson
 import yaml
 
 from bench.harness import LoadResult, closed_loop, serve, table, wrk, wrk_available
-from services.common.serving import free_port
+from services.common.ports import free_port
 
 NUMBERS = [f"10654035224{i:04d}" for i in range(5)]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from services.common.serving import free_port
+from services.common.ports import free_port
 from services.common.settings import CommonSettings
 
 DEMO_SECRET = "demo-app-secret"  # noqa: S105 - the simulator's own demo secret

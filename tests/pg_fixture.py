@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.serving import free_port
+from services.common.ports import free_port
 
 
 def _bin_dir() -> Path | None:

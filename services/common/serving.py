@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Generator
@@ -12,13 +11,6 @@ from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface (for servers that tests and demos start)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServeInThread:

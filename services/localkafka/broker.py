@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from services.common.ports import free_port
 from services.localkafka.config import BrokerLayout, log4j2_xml, server_properties
 from services.localkafka.distribution import (
     DEFAULT_KAFKA_VERSION,
@@ -115,12 +116,6 @@ def _is_ours(pid: int, lay: BrokerLayout) -> bool:
     except OSError:
         return False
     return str(lay.server_properties).encode() in cmdline
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_in_use(port: int) -> bool:
@@ -241,12 +236,12 @@ def _resolve_ports(
     existing: BrokerInstance | None, name: str, port: int | None, free_ports: bool
 ) -> tuple[int, int]:
     if port is not None:
-        return port, (existing.controller_port if existing else _free_port())
+        return port, (existing.controller_port if existing else free_port())
     if existing is not None:
         # Keep the ports across restarts: clients hold the bootstrap address.
         return existing.port, existing.controller_port
     if free_ports or name != "default":
-        return _free_port(), _free_port()
+        return free_port(), free_port()
     return DEFAULT_PORT, DEFAULT_CONTROLLER_PORT
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 from pydantic import SecretStr
 
-from services.common.serving import free_port
+from services.common.ports import free_port
 from services.common.settings import CommonSettings
 from services.contracts.topics import Stream
 from services.ingest.main import run_ingest

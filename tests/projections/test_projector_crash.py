@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from services.common.serving import free_port
+from services.common.ports import free_port
 from services.common.settings import CommonSettings
 from services.localkafka import broker
 from services.projections.store import Store

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from services.common.serving import free_port
+from services.common.ports import free_port
 from services.sender.graph import GraphClient
 from services.sender.outcomes import Delivered, Fail, Retry, Unknown
 from services.sender.settings import SenderSettings

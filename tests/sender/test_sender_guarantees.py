@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from bench.harness import serve
-from services.common.serving import free_port
+from services.common.ports import free_port
 from services.common.settings import CommonSettings
 from services.contracts.commands import SendTemplate
 from services.contracts.envelope import Message

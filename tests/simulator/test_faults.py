@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common.serving import free_port
+from services.common.ports import free_port
 from tests.simulator.support import NUMBER, UK_USER, WebhookSink, statuses
 from tests.simulator.test_rules_over_http import TOKEN, template_body
 

@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from bench.harness import serve
-from services.common.serving import free_port
+from services.common.ports import free_port
 from services.simulator.world import load_world
 from tests.simulator.support import make_world
 
