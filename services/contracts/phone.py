@@ -60,8 +60,7 @@ def _region_if_valid(parsed: phonenumbers.PhoneNumber, national: str) -> str | N
         return None
     regions = phonenumbers.region_codes_for_country_code(parsed.country_code)
     if len(regions) == 1:
-        only: str = regions[0]
-        return only if phonenumbers.is_valid_number_for_region(parsed, only) else None
+        return regions[0] if phonenumbers.is_valid_number_for_region(parsed, regions[0]) else None
     for region in regions:
         metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
         if metadata is None:
@@ -70,7 +69,7 @@ def _region_if_valid(parsed: phonenumbers.PhoneNumber, national: str) -> str | N
             if re.match(metadata.leading_digits, national):
                 return region if phonenumbers.is_valid_number_for_region(parsed, region) else None
         elif phonenumbers.is_valid_number_for_region(parsed, region):
-            return str(region)
+            return region
     return None
 
 
