@@ -24,7 +24,7 @@ prereqs:
 $(STAMP): pyproject.toml | prereqs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[services,dev]'
 	@touch $@
 
 install: prereqs $(STAMP)

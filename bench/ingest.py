@@ -23,10 +23,10 @@ import uuid
 from contextlib import ExitStack
 
 from bench.harness import LoadResult, serve, wrk, wrk_available
+from mmbus.contracts.topics import Stream, topic_name
 from services.common.kafka_admin import ensure_project_topics
 from services.common.ports import free_port
 from services.common.settings import CommonSettings
-from services.contracts.topics import Stream, topic_name
 from services.simulator import webhooks
 
 SECRET = "bench-app-secret"

@@ -28,12 +28,12 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.harness import run_loop
+from mmbus.contracts.codec import encode
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.topics import topic_name
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
-from services.contracts.codec import encode
-from services.contracts.envelope import Message
-from services.contracts.topics import topic_name
 from services.projections.projection import choose, streams_for
 from services.projections.replay import replay
 from tests.projections.support import STREAM_OF, campaign

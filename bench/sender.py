@@ -52,12 +52,12 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.harness import run_loop, serve
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.topics import Stream, topic_name
+from mmbus.publisher import SendCommandPublisher, send_template
 from services.common.kafka_admin import ensure_project_topics
 from services.common.ports import free_port
 from services.common.settings import CommonSettings
-from services.contracts.client import SendCommandPublisher, send_template
-from services.contracts.commands import SendTemplate
-from services.contracts.topics import Stream, topic_name
 from services.sender.graph import GraphClient
 from services.sender.service import TERMINAL_TYPES, Sender
 from services.sender.settings import SenderSettings

@@ -26,9 +26,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.contracts.client import send_template
-from services.contracts.commands import SendTemplate
-from services.contracts.envelope import MMBUS_NAMESPACE
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.envelope import MMBUS_NAMESPACE
+from mmbus.publisher import send_template
 
 REQUIRED = ("waba_id", "phone_number_id", "to", "template", "language")
 OPTIONAL = (

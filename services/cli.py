@@ -181,7 +181,7 @@ def schemas() -> None:
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files differ.")
 def schemas_export(directory: Path, check: bool) -> None:
     """Generate schemas/ from the Python models (or check it is up to date)."""
-    from services.contracts.schemas import drift, export
+    from services.schema_export import drift, export
 
     if check:
         problems = drift(directory)
@@ -443,8 +443,8 @@ def send_csv(path: Path, campaign: str | None, skip_invalid: bool) -> None:
 
     Re-running the file within the sender's idempotency window (7 days) sends nothing twice.
     """
+    from mmbus.publisher import SendCommandPublisher
     from services.campaign_csv import CsvError, read_commands
-    from services.contracts.client import SendCommandPublisher
 
     settings = _settings()
     configure_logging("WARNING", settings.log_format)
@@ -510,9 +510,9 @@ def run(
     """
     import httpx
 
+    from mmbus.publisher import SendCommandPublisher
     from services.campaign_csv import CsvError, read_commands
     from services.common.kafka_admin import ensure_project_topics
-    from services.contracts.client import SendCommandPublisher
     from services.demo import DEMO_CSV, DemoError, DemoStack
     from services.localkafka.paths import mmbus_home
 

@@ -11,8 +11,8 @@ from aiokafka import errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from mmbus.contracts.topics import TopicSpec, catalogue
 from services.common.settings import CommonSettings
-from services.contracts.topics import TopicSpec, catalogue
 
 
 class TopicMismatchError(RuntimeError):

@@ -9,36 +9,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
 
-ENV_PREFIX = "MMBUS_"
+from mmbus.connection import ENV_PREFIX, KafkaConnection
+
+__all__ = ["ENV_PREFIX", "CommonSettings"]
 
 
-class CommonSettings(BaseSettings):
-    # "none" in a variable sets an optional setting to None (e.g. no idempotency limit).
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_parse_none_str="none"
-    )
+class CommonSettings(KafkaConnection):
+    """The library's connection settings plus what every service shares."""
 
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
-        description="Comma-separated Kafka bootstrap servers.",
-    )
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        default="PLAINTEXT", description="Security protocol to the brokers."
-    )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        default=None, description="SASL mechanism when the protocol is SASL_*."
-    )
-    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
-    kafka_sasl_password: SecretStr | None = Field(
-        default=None, description="SASL password (never logged)."
-    )
-    topic_prefix: str = Field(
-        default="mmbus.",
-        description="Prefix of every topic name, so several deployments share a cluster.",
-    )
     partitions: int = Field(
         default=6,
         ge=1,
@@ -60,23 +40,3 @@ class CommonSettings(BaseSettings):
         default="auto",
         description="auto: console on a terminal, JSON lines otherwise.",
     )
-
-    def kafka_client_options(self) -> dict[str, object]:
-        """Connection options for any aiokafka client, from these settings."""
-        options: dict[str, object] = {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
-            "security_protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            options["sasl_mechanism"] = self.kafka_sasl_mechanism
-            options["sasl_plain_username"] = self.kafka_sasl_username
-            options["sasl_plain_password"] = (
-                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
-            )
-        return options
-
-    def kafka_producer_options(self) -> dict[str, object]:
-        """Connection options plus the cached default partitioner, for producers."""
-        from services.common.partitioner import partition_for
-
-        return {**self.kafka_client_options(), "partitioner": partition_for}

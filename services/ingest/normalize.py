@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from services.contracts.callback import command_id_from_callback
-from services.contracts.envelope import Message, derive_id
-from services.contracts.webhook_events import (
+from mmbus.contracts.callback import command_id_from_callback
+from mmbus.contracts.envelope import Message, derive_id
+from mmbus.contracts.webhook_events import (
     AccountUpdated,
     MarketingLinkClicked,
     MessageReceived,

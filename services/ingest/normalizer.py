@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from mmbus.contracts.codec import DecodeFailure, decode, encode
+from mmbus.contracts.envelope import Message, derive_id
+from mmbus.contracts.topics import Stream, topic_name
+from mmbus.contracts.webhook_events import DeadLetterRecorded, WebhookReceived
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import get_logger
-from services.contracts.codec import DecodeFailure, decode, encode
-from services.contracts.envelope import Message, derive_id
-from services.contracts.topics import Stream, topic_name
-from services.contracts.webhook_events import DeadLetterRecorded, WebhookReceived
 from services.ingest.normalize import normalize
 from services.ingest.settings import IngestSettings
 

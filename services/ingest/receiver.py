@@ -31,11 +31,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from mmbus.contracts.codec import KafkaRecord, encode
+from mmbus.contracts.envelope import Message, derive_id
+from mmbus.contracts.topics import Stream, topic_name
+from mmbus.contracts.webhook_events import DeadLetterRecorded
 from services.common.logging import get_logger
-from services.contracts.codec import KafkaRecord, encode
-from services.contracts.envelope import Message, derive_id
-from services.contracts.topics import Stream, topic_name
-from services.contracts.webhook_events import DeadLetterRecorded
 from services.ingest.settings import IngestSettings
 from services.ingest.verification import (
     SOURCE,

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, Unpack
 
-from services.contracts.codec import CONTENT_TYPE, SPEC_VERSION, KafkaRecord, dumps, loads
-from services.contracts.envelope import derive_id
-from services.contracts.webhook_events import WebhookReceived
+from mmbus.contracts.codec import CONTENT_TYPE, SPEC_VERSION, KafkaRecord, dumps, loads
+from mmbus.contracts.envelope import derive_id
+from mmbus.contracts.webhook_events import WebhookReceived
 
 SOURCE = "mmbus/ingest"
 Verdict = Literal["valid", "invalid", "missing", "not_required"]

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mmbus.folds import RecipientState, TemplateState, WabaState
 from services.projections.delivery import Aggregate, MessageState, TokenState
-from services.projections.knowledge import RecipientState, TemplateState, WabaState
 from services.projections.onboarding import PortfolioState, onboarding_view
 from services.projections.projection import ClickCount, load_doc
 from services.projections.store import Store

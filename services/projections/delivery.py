@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from services.contracts.callback import command_id_from_callback
-from services.contracts.commands import SendTemplate
-from services.contracts.envelope import Message
-from services.contracts.send_events import (
+from mmbus.contracts.callback import command_id_from_callback
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.send_events import (
     SendAccepted,
     SendAttempted,
     SendFailed,
@@ -34,7 +34,7 @@ from services.contracts.send_events import (
     SendRejected,
     SendSuppressed,
 )
-from services.contracts.webhook_events import MarketingLinkClicked, MessageStatus
+from mmbus.contracts.webhook_events import MarketingLinkClicked, MessageStatus
 
 # sent < delivered < read; failed is terminal and outranks everything.
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 9}

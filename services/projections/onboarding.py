@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.contracts.envelope import Message
-from services.contracts.send_events import SendAccepted, SendAttempted
-from services.contracts.webhook_events import AccountUpdated, MessageStatus
-from services.projections.knowledge import ONBOARDING_EVENTS, WabaState
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.send_events import SendAccepted, SendAttempted
+from mmbus.contracts.webhook_events import AccountUpdated, MessageStatus
+from mmbus.folds import ONBOARDING_EVENTS, WabaState
 
 # Meta's finer values mapped onto the three states a person asks about.
 COARSE = {

@@ -18,8 +18,18 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
-from services.contracts.envelope import Message
-from services.contracts.topics import Stream, catalogue
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.topics import Stream, catalogue
+from mmbus.folds import (
+    RecipientState,
+    TemplateState,
+    WabaState,
+    evolve_recipient,
+    evolve_template,
+    evolve_waba,
+    recipient_key,
+    template_key,
+)
 from services.projections import delivery, onboarding
 from services.projections.delivery import (
     Aggregate,
@@ -29,16 +39,6 @@ from services.projections.delivery import (
     TokenState,
     add_counts,
     contribution,
-)
-from services.projections.knowledge import (
-    RecipientState,
-    TemplateState,
-    WabaState,
-    evolve_recipient,
-    evolve_template,
-    evolve_waba,
-    recipient_key,
-    template_key,
 )
 from services.projections.onboarding import NumberState, PortfolioState
 

@@ -23,10 +23,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
+from mmbus.contracts.codec import DecodeFailure, decode
+from mmbus.contracts.topics import topic_name
 from services.common.logging import get_logger
 from services.common.settings import CommonSettings
-from services.contracts.codec import DecodeFailure, decode
-from services.contracts.topics import topic_name
 from services.projections.projection import Projection, Row, streams_for
 from services.projections.store import Offsets, Store
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from services.contracts.commands import Provider
-from services.contracts.send_events import Endpoint
+from mmbus.contracts.commands import Provider
+from mmbus.contracts.send_events import Endpoint
 from services.sender.http import HttpClient, TransportFailure, http_client
 from services.sender.outcomes import Result, Transport, classify
 from services.sender.settings import SenderSettings

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.contracts.send_events import ApiError, IndeterminateCause
+from mmbus.contracts.send_events import ApiError, IndeterminateCause
 
 # From the design brief: transient failures worth retrying.
 RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057, 133004})

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.contracts.callback import callback_data
-from services.contracts.commands import SendTemplateData
-from services.contracts.phone import region_of
-from services.contracts.regions import MARKETING_BLOCKED_REGIONS, SANCTIONED_REGIONS
-from services.contracts.send_events import Decision, Endpoint, SuppressionRule
-from services.projections.knowledge import RecipientState, TemplateState, WabaState
+from mmbus.contracts.callback import callback_data
+from mmbus.contracts.commands import SendTemplateData
+from mmbus.contracts.phone import region_of
+from mmbus.contracts.regions import MARKETING_BLOCKED_REGIONS, SANCTIONED_REGIONS
+from mmbus.contracts.send_events import Decision, Endpoint, SuppressionRule
+from mmbus.folds import RecipientState, TemplateState, WabaState
 
 TEMPLATE_SYNC_AFTER_APPROVAL = timedelta(minutes=10)
 TEMPLATE_DORMANT_AFTER = timedelta(days=7)

@@ -37,11 +37,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
-from services.common.logging import get_logger
-from services.contracts.codec import DecodeFailure, decode, encode
-from services.contracts.commands import SendTemplate, SendTemplateData
-from services.contracts.envelope import Message, derive_id, new_id
-from services.contracts.send_events import (
+from mmbus.contracts.codec import DecodeFailure, decode, encode
+from mmbus.contracts.commands import SendTemplate, SendTemplateData
+from mmbus.contracts.envelope import Message, derive_id, new_id
+from mmbus.contracts.send_events import (
     ApiError,
     Decision,
     SendAccepted,
@@ -57,8 +56,8 @@ from services.contracts.send_events import (
     SendSuppressed,
     SendSuppressedData,
 )
-from services.contracts.topics import Stream, topic_name
-from services.contracts.webhook_events import (
+from mmbus.contracts.topics import Stream, topic_name
+from mmbus.contracts.webhook_events import (
     AccountOnboardingObserved,
     AccountOnboardingObservedData,
     DeadLetterRecorded,
@@ -66,7 +65,7 @@ from services.contracts.webhook_events import (
     TemplateCategoryObserved,
     TemplateCategoryObservedData,
 )
-from services.projections.knowledge import (
+from mmbus.folds import (
     RecipientState,
     TemplateState,
     WabaState,
@@ -76,6 +75,7 @@ from services.projections.knowledge import (
     recipient_key,
     template_key,
 )
+from services.common.logging import get_logger
 from services.sender.graph import GraphClient
 from services.sender.metrics import SenderMetrics
 from services.sender.offsets import (

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.contracts.phone import region_of
-from services.contracts.regions import MARKETING_BLOCKED_REGIONS, SANCTIONED_REGIONS
+from mmbus.contracts.phone import region_of
+from mmbus.contracts.regions import MARKETING_BLOCKED_REGIONS, SANCTIONED_REGIONS
 from services.simulator.limits import Bucket, pair_allows
 from services.simulator.world import Template, World
 

@@ -6,11 +6,11 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer
 
+from mmbus.contracts.codec import decode, header_attributes
+from mmbus.contracts.commands import SendTemplate
+from mmbus.publisher import SendCommandPublisher, send_template
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
-from services.contracts.client import SendCommandPublisher, send_template
-from services.contracts.codec import decode, header_attributes
-from services.contracts.commands import SendTemplate
 
 NUMBERS = ["106540352242922", "106540352242923", "106540352242924"]
 

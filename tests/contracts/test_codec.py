@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.contracts.catalogue import BY_TYPE_VERSION, LATEST
-from services.contracts.codec import DecodeFailure, decode, encode, header_attributes
-from services.contracts.commands import SendTemplate
-from services.contracts.envelope import Message
-from services.contracts.send_events import SendAccepted, SendIndeterminate
+from mmbus.contracts.catalogue import BY_TYPE_VERSION, LATEST
+from mmbus.contracts.codec import DecodeFailure, decode, encode, header_attributes
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.send_events import SendAccepted, SendIndeterminate
 from tests.contracts.examples import load_examples
 
 EXAMPLES = load_examples()

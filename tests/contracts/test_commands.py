@@ -9,9 +9,9 @@ import phonenumbers
 import pytest
 from pydantic import ValidationError
 
-from services.contracts.client import send_template
-from services.contracts.commands import SendTemplate
-from services.contracts.phone import InvalidPhoneNumberError, normalize_msisdn, region_of
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.phone import InvalidPhoneNumberError, normalize_msisdn, region_of
+from mmbus.publisher import send_template
 from tests.contracts.examples import load_examples
 
 BASE: dict[str, Any] = load_examples()["send.template.v1"]

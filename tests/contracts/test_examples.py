@@ -8,8 +8,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from services.contracts.catalogue import BY_TYPE_VERSION, MODELS, type_of, version_of
-from services.contracts.schemas import schema_file_name
+from mmbus.contracts.catalogue import BY_TYPE_VERSION, MODELS, type_of, version_of
+from services.schema_export import schema_file_name
 from tests.contracts.examples import SCHEMAS, load_examples
 
 EXAMPLES = load_examples()

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.contracts.envelope import MMBUS_NAMESPACE, derive_id
+from mmbus.contracts.envelope import MMBUS_NAMESPACE, derive_id
 
 STATUS_IDENTITY = {"wamid": "wamid.HBgM", "status": "delivered", "timestamp": "1772442910"}
 
@@ -29,7 +29,7 @@ def test_different_content_or_type_gives_different_ids() -> None:
 def test_ids_are_stable_across_processes() -> None:
     # No per-process salt (unlike hash()): a replay on another machine derives the same ids.
     code = (
-        "from services.contracts.envelope import derive_id;"
+        "from mmbus.contracts.envelope import derive_id;"
         f"print(derive_id('message.status', {STATUS_IDENTITY!r}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import yaml
 
-from services.contracts.catalogue import MODELS
-from services.contracts.schemas import drift, schema_file_name, schema_id
+from mmbus.contracts.catalogue import MODELS
+from services.schema_export import drift, schema_file_name, schema_id
 from tests.contracts.examples import SCHEMAS
 
 

@@ -6,7 +6,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.partitioner import partition_for
+from mmbus.partitioner import partition_for
 
 
 @given(key=st.binary(min_size=1, max_size=40), partitions=st.integers(1, 64))

@@ -4,9 +4,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from mmbus.contracts.topics import Stream, catalogue
 from services.common.kafka_admin import TopicMismatchError, ensure_project_topics, project_topics
 from services.common.settings import CommonSettings
-from services.contracts.topics import Stream, catalogue
 
 
 def test_catalogue_names_every_stream_once_with_the_prefix() -> None:
@@ -58,7 +58,7 @@ async def test_partition_mismatch_is_a_clear_error(kafka_settings: CommonSetting
 
 
 def test_every_message_type_has_one_home_stream() -> None:
-    from services.contracts.catalogue import MODELS, type_of
+    from mmbus.contracts.catalogue import MODELS, type_of
 
     carried = {t: s.stream.value for s in catalogue("", partitions=1) for t in s.carries}
     for model in MODELS:

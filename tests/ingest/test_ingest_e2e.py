@@ -8,9 +8,9 @@ from collections import Counter
 import httpx
 from pydantic import SecretStr
 
+from mmbus.contracts.topics import Stream
 from services.common.ports import free_port
 from services.common.settings import CommonSettings
-from services.contracts.topics import Stream
 from services.ingest.main import run_ingest
 from services.ingest.normalizer import Normalizer
 from services.ingest.settings import IngestSettings

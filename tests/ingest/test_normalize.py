@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.contracts.codec import decode, encode
-from services.contracts.envelope import Message
-from services.contracts.webhook_events import WebhookReceived
+from mmbus.contracts.codec import decode, encode
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.webhook_events import WebhookReceived
 from services.ingest.normalize import normalize
 from services.simulator import webhooks
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.contracts.codec import decode, dumps, encode
-from services.contracts.webhook_events import WebhookReceived
+from mmbus.contracts.codec import decode, dumps, encode
+from mmbus.contracts.webhook_events import WebhookReceived
 from services.ingest.verification import parse_json, raw_record, raw_record_bytes, waba_of
 
 json_bodies = st.recursive(

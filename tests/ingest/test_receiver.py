@@ -16,10 +16,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
+from mmbus.contracts.topics import Stream
+from mmbus.contracts.webhook_events import DeadLetterRecorded, WebhookReceived
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
-from services.contracts.topics import Stream
-from services.contracts.webhook_events import DeadLetterRecorded, WebhookReceived
 from services.ingest.normalize import normalize
 from services.ingest.receiver import create_receiver
 from services.ingest.settings import IngestSettings

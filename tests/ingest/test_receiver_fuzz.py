@@ -11,10 +11,10 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.topics import Stream
+from mmbus.contracts.webhook_events import WebhookReceived
 from services.common.settings import CommonSettings
-from services.contracts.envelope import Message
-from services.contracts.topics import Stream
-from services.contracts.webhook_events import WebhookReceived
 from tests.ingest.test_receiver import NEW, ingest_settings, receiver
 from tests.sender.support import read_stream
 

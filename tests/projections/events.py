@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.contracts.callback import callback_data
-from services.contracts.client import send_template
-from services.contracts.commands import SendTemplate
-from services.contracts.envelope import derive_id
-from services.contracts.send_events import (
+from mmbus.contracts.callback import callback_data
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.envelope import derive_id
+from mmbus.contracts.send_events import (
     ApiError,
     Decision,
     SendAccepted,
@@ -23,7 +22,7 @@ from services.contracts.send_events import (
     SendSuppressed,
     SendSuppressedData,
 )
-from services.contracts.webhook_events import (
+from mmbus.contracts.webhook_events import (
     AccountOnboardingObserved,
     AccountOnboardingObservedData,
     AccountUpdated,
@@ -42,6 +41,7 @@ from services.contracts.webhook_events import (
     UserMarketingPreferenceChangedData,
     WabaInfo,
 )
+from mmbus.publisher import send_template
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 WABA = "102290129340398"

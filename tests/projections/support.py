@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.topics import Stream
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
-from services.contracts.envelope import Message
-from services.contracts.topics import Stream
 from services.projections.projection import Projection, choose
 from services.projections.projector import Projector
 from services.projections.store import Store

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.contracts.envelope import Message
+from mmbus.contracts.envelope import Message
+from mmbus.folds import evolve_recipient, evolve_template, evolve_waba
 from services.projections.delivery import (
     MessageState,
     contribution,
@@ -16,7 +17,6 @@ from services.projections.delivery import (
     fact,
     file_fact,
 )
-from services.projections.knowledge import evolve_recipient, evolve_template, evolve_waba
 from services.projections.onboarding import (
     evolve_number,
     evolve_portfolio,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from services.contracts.codec import DecodeFailure, decode
+from mmbus.contracts.codec import DecodeFailure, decode
 from services.projections.projection import Projection, choose
 
 GOLDEN = Path(__file__).parent / "golden"

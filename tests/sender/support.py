@@ -12,14 +12,14 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import SecretStr
 
+from mmbus.contracts.callback import command_id_from_callback
+from mmbus.contracts.codec import decode, encode
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.topics import Stream, topic_name
+from mmbus.publisher import SendCommandPublisher, send_template
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
-from services.contracts.callback import command_id_from_callback
-from services.contracts.client import SendCommandPublisher, send_template
-from services.contracts.codec import decode, encode
-from services.contracts.commands import SendTemplate
-from services.contracts.envelope import Message
-from services.contracts.topics import Stream, topic_name
 from services.sender.graph import GraphClient
 from services.sender.service import TERMINAL_TYPES, Sender
 from services.sender.settings import SenderSettings

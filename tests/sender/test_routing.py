@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from services.contracts.callback import command_id_from_callback
-from services.contracts.commands import SendTemplateData
-from services.projections.knowledge import RecipientState, TemplateState, WabaState
+from mmbus.contracts.callback import command_id_from_callback
+from mmbus.contracts.commands import SendTemplateData
+from mmbus.folds import RecipientState, TemplateState, WabaState
 from services.sender.routing import (
     Hold,
     LookUp,

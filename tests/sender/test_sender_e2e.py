@@ -11,15 +11,15 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.common.settings import CommonSettings
-from services.contracts.envelope import Message, new_id
-from services.contracts.topics import Stream, topic_name
-from services.contracts.webhook_events import (
+from mmbus.contracts.envelope import Message, new_id
+from mmbus.contracts.topics import Stream, topic_name
+from mmbus.contracts.webhook_events import (
     TemplateStatusChanged,
     TemplateStatusChangedData,
     UserMarketingPreferenceChanged,
     UserMarketingPreferenceChangedData,
 )
+from services.common.settings import CommonSettings
 from services.simulator.server import SimulatorThread
 from services.simulator.settings import SimulatorSettings
 from tests.sender.support import (

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mmbus.contracts.topics import Stream
 from services.common.settings import CommonSettings
-from services.contracts.topics import Stream
 from tests.sender.support import (
     publish,
     read_stream,

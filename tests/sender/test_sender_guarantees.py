@@ -18,11 +18,11 @@ import pytest
 import yaml
 
 from bench.harness import serve
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.topics import Stream
 from services.common.ports import free_port
 from services.common.settings import CommonSettings
-from services.contracts.commands import SendTemplate
-from services.contracts.envelope import Message
-from services.contracts.topics import Stream
 from services.simulator.world import PhoneNumber, Portfolio, Template, Waba, World
 from tests.sender.support import (
     calls_per_number,

@@ -1,6 +1,6 @@
 """Publishing send commands correctly, for services written in Python.
 
-    from services.contracts.client import SendCommandPublisher, send_template
+    from mmbus import KafkaConnection, SendCommandPublisher, send_template
 
     command = send_template(
         waba_id="102290129340398",
@@ -12,7 +12,7 @@
         campaign_id="spring-2026",
         source="crm/campaigns",
     )
-    async with SendCommandPublisher.from_settings(CommonSettings()) as publisher:
+    async with SendCommandPublisher.from_settings(KafkaConnection()) as publisher:
         await publisher.publish(command)
 
 The helper picks the topic (``<prefix>send.commands``), the key (the business
@@ -32,10 +32,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
-from services.common.settings import CommonSettings
-from services.contracts.codec import encode
-from services.contracts.commands import SendTemplate, SendTemplateData
-from services.contracts.topics import Stream, topic_name
+from mmbus.connection import KafkaConnection
+from mmbus.contracts.codec import encode
+from mmbus.contracts.commands import SendTemplate, SendTemplateData
+from mmbus.contracts.topics import Stream
 
 
 def send_template(
@@ -96,7 +96,7 @@ class SendCommandPublisher:
         self._owns_producer = owns_producer
 
     @classmethod
-    def from_settings(cls, settings: CommonSettings) -> SendCommandPublisher:
+    def from_settings(cls, settings: KafkaConnection) -> SendCommandPublisher:
         producer = AIOKafkaProducer(
             acks="all",
             enable_idempotence=True,
@@ -106,7 +106,7 @@ class SendCommandPublisher:
         )
         return cls(
             producer,
-            topic_name(Stream.SEND_COMMANDS, settings.topic_prefix),
+            settings.topic(Stream.SEND_COMMANDS),
             owns_producer=True,
         )
 

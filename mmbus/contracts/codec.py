@@ -18,9 +18,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from services.contracts.catalogue import BY_TYPE_VERSION, LATEST, latest_version, upcast
-from services.contracts.commands import TRUSTED_LOG
-from services.contracts.envelope import Message
+from mmbus.contracts.catalogue import BY_TYPE_VERSION, LATEST, latest_version, upcast
+from mmbus.contracts.commands import TRUSTED_LOG
+from mmbus.contracts.envelope import Message
 
 CONTENT_TYPE = "application/json"
 SPEC_VERSION = "1.0"

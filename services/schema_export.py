@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import yaml
 
-from services.contracts.catalogue import LATEST, MODELS, type_of, version_of
-from services.contracts.envelope import Message
-from services.contracts.topics import Stream, catalogue
+from mmbus.contracts.catalogue import LATEST, MODELS, type_of, version_of
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.topics import Stream, catalogue
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_BASE = "urn:mmbus:schema:"

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field
 
-from services.contracts.envelope import Frozen, Message, MetaShape
+from mmbus.contracts.envelope import Frozen, Message, MetaShape
 
 
 def meta_time(value: Any) -> Any:

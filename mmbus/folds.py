@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.contracts.envelope import Message
-from services.contracts.send_events import SendAccepted
-from services.contracts.webhook_events import (
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.send_events import SendAccepted
+from mmbus.contracts.webhook_events import (
     AccountOnboardingObserved,
     AccountUpdated,
     MessageStatus,

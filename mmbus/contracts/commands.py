@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
 
-from services.contracts.envelope import Frozen, Message
-from services.contracts.phone import digits_only, normalize_msisdn
+from mmbus.contracts.envelope import Frozen, Message
+from mmbus.contracts.phone import digits_only, normalize_msisdn
 
 # Validation context key: the record is re-read from the log, not taken from a publisher.
 TRUSTED_LOG = "trusted_log"

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from services.contracts.commands import ProductPolicy, Provider
-from services.contracts.envelope import Frozen, Message
+from mmbus.contracts.commands import ProductPolicy, Provider
+from mmbus.contracts.envelope import Frozen, Message
 
 Endpoint = Literal["marketing_messages", "messages"]
 SuppressionRule = Literal[

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from services.contracts.commands import SendTemplate
-from services.contracts.envelope import Message
-from services.contracts.send_events import (
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.send_events import (
     SendAccepted,
     SendAcceptedV1,
     SendAttempted,
@@ -23,7 +23,7 @@ from services.contracts.send_events import (
     SendRejected,
     SendSuppressed,
 )
-from services.contracts.webhook_events import (
+from mmbus.contracts.webhook_events import (
     AccountOnboardingObserved,
     AccountUpdated,
     DeadLetterRecorded,
