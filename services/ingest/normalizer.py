@@ -1,31 +1,49 @@
 """The normalizer: raw webhook stream in, typed event streams out, at least once, same ids.
 
-For each raw record it publishes every event ``normalize`` derives (each to its
-stream, keyed as the catalogue says), waits for all acknowledgements, then
-commits the raw offset. A crash in between republishes the same events with the
-same ids, which consumers de-duplicate. Running it with a fresh group and a
-fresh output prefix replays the raw stream from the beginning into new topics.
+It is a FastStream batch subscriber on the raw stream. For each batch it
+publishes every event ``normalize`` derives (each to its stream, keyed as the
+catalogue says), waits for all acknowledgements, and returns; only then does
+FastStream commit the batch (``AckPolicy.NACK_ON_ERROR``: a failure seeks back
+to the batch's first records, so nothing after them is committed first). A
+crash in between republishes the same events with the same ids, which
+consumers de-duplicate. Running it with a fresh group and a fresh output prefix
+replays the raw stream from the beginning into new topics.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-from datetime import UTC, datetime
+import logging
+from collections.abc import Sequence
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord, RecordMetadata
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 
+from mmbus.consumer import kafka_broker
 from mmbus.contracts.codec import DecodeFailure, decode, encode
-from mmbus.contracts.envelope import Message, derive_id
+from mmbus.contracts.envelope import Message
 from mmbus.contracts.topics import Stream, topic_name
-from mmbus.contracts.webhook_events import DeadLetterRecorded, WebhookReceived
+from mmbus.contracts.webhook_events import WebhookReceived
+from mmbus.dead_letters import dead_letter
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import get_logger
 from services.ingest.normalize import normalize
 from services.ingest.settings import IngestSettings
 
 log = get_logger("mmbus.normalizer")
+
+Records = tuple[ConsumerRecord[bytes, bytes], ...]
+
+
+async def _raw_records(message: StreamMessage[Any]) -> Records:
+    # The records themselves, not their bodies: a dead letter needs their coordinates.
+    records: Records = message.raw_message
+    return records
 
 
 class Normalizer:
@@ -35,54 +53,60 @@ class Normalizer:
         self.raw_topic = topic_name(Stream.RAW_WEBHOOKS, settings.topic_prefix)
         self.processed = 0
         self.lag = 0
+        self._broker = self.broker()
 
     def topic_for(self, event: Message) -> str:
         return topic_name(Stream(event.topic_stream), self.output_prefix)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await ensure_project_topics(self.settings, self.output_prefix)
-        options = self.settings.kafka_client_options()
-        producer = AIOKafkaProducer(
-            acks="all",
-            enable_idempotence=True,
+    def broker(self) -> KafkaBroker:
+        broker = kafka_broker(
+            self.settings,
+            client_id="mmbus-normalizer",
             linger_ms=5,
             max_batch_size=1024 * 1024,
-            **self.settings.kafka_producer_options(),
+            # Per-batch "Received/Processed" lines are DEBUG; failures still log as errors.
+            logger=logging.getLogger("mmbus.normalizer.faststream"),
+            log_level=logging.DEBUG,
         )
-        consumer = AIOKafkaConsumer(
+        subscriber = broker.subscriber(
             self.raw_topic,
             group_id=self.settings.normalizer_group_id,
-            enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=500,
-            **options,
+            batch=True,
+            max_records=500,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_records,
         )
-        await producer.start()
-        await consumer.start()
+        subscriber(self._handle)
+        return broker
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await ensure_project_topics(self.settings, self.output_prefix)
+        await self._broker.start()
         try:
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200)
-                for tp, records in batches.items():
-                    futures = []
-                    for record in records:
-                        for event in self._events(record):
-                            rec = encode(event)
-                            futures.append(
-                                await producer.send(
-                                    self.topic_for(event),
-                                    value=rec.value,
-                                    key=rec.key,
-                                    headers=rec.headers,
-                                )
-                            )
-                    await asyncio.gather(*futures)  # every event durable before the commit
-                    await consumer.commit({tp: records[-1].offset + 1})
-                    self.processed += len(records)
-                    end = (await consumer.end_offsets([tp]))[tp]
-                    self.lag = end - (records[-1].offset + 1)
+            await stop.wait()
         finally:
-            await consumer.stop()
-            await producer.stop()
+            await self._broker.stop()
+
+    async def _handle(self, records: Any, message: KafkaMessage) -> None:
+        batch: Records = records
+        futures: list[asyncio.Future[RecordMetadata]] = []
+        for record in batch:
+            for event in self._events(record):
+                rec = encode(event)
+                futures.append(
+                    await self._broker.publish(
+                        rec.value,
+                        self.topic_for(event),
+                        key=rec.key,
+                        headers={name: value.decode() for name, value in rec.headers},
+                        correlation_id=event.correlation_id or event.id,
+                        no_confirm=True,
+                    )
+                )
+        await asyncio.gather(*futures)  # every event durable before FastStream commits
+        self.processed += len(batch)
+        self.lag = _lag(message.consumer, batch)
 
     def _events(self, record: ConsumerRecord[bytes, bytes]) -> list[Message]:
         raw = decode(record.value, record.headers)
@@ -94,31 +118,26 @@ class Normalizer:
             else DecodeFailure("unknown_type", f"{raw.type} on the raw stream")
         )
         log.warning("raw record dead-lettered", reason=failure.reason, offset=record.offset)
-        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         return [
-            DeadLetterRecorded.model_validate(
-                {
-                    "id": derive_id("dead_letter.recorded", where),
-                    "time": _record_time(record),
-                    "source": "mmbus/normalizer",
-                    "subject": f"{record.topic}:{record.partition}:{record.offset}",
-                    "data": {
-                        "source_topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "key_b64": base64.b64encode(record.key).decode() if record.key else None,
-                        "value_b64": base64.b64encode(record.value).decode()
-                        if record.value
-                        else None,
-                        "reason": failure.reason,
-                        "detail": failure.detail,
-                        "errors": failure.errors,
-                        "consumer": self.settings.normalizer_group_id,
-                    },
-                }
+            dead_letter(
+                record,
+                failure,
+                consumer=self.settings.normalizer_group_id,
+                source="mmbus/normalizer",
             )
         ]
 
 
-def _record_time(record: ConsumerRecord[bytes, bytes]) -> str:
-    return datetime.fromtimestamp(record.timestamp / 1000, UTC).isoformat()
+def _lag(consumer: object, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> int:
+    """Records behind the end of the batch's partitions, from the last fetch (no request)."""
+    if not isinstance(consumer, AIOKafkaConsumer):
+        return 0
+    last: dict[TopicPartition, int] = {}
+    for record in batch:
+        last[TopicPartition(record.topic, record.partition)] = record.offset
+    behind = 0
+    for tp, offset in last.items():
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            behind += max(0, highwater - (offset + 1))
+    return behind

@@ -23,7 +23,6 @@ Guarantees, and where they come from:
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import random
 import time
@@ -60,11 +59,10 @@ from mmbus.contracts.topics import Stream, topic_name
 from mmbus.contracts.webhook_events import (
     AccountOnboardingObserved,
     AccountOnboardingObservedData,
-    DeadLetterRecorded,
-    DeadLetterRecordedData,
     TemplateCategoryObserved,
     TemplateCategoryObservedData,
 )
+from mmbus.dead_letters import dead_letter
 from mmbus.folds import (
     RecipientState,
     TemplateState,
@@ -727,26 +725,13 @@ class Sender:
     ) -> None:
         where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         command_id, number = _salvage(record.value)
-        dead = DeadLetterRecorded(
-            id=derive_id("dead_letter.recorded", where),
-            time=_now(),
+        dead = dead_letter(
+            record,
+            failure,
+            consumer=self.settings.sender_group_id,
             source=SOURCE,
-            subject=f"{record.topic}:{record.partition}:{record.offset}",
+            time=_now(),
             correlation_id=command_id,
-            data=DeadLetterRecordedData(
-                source_topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-                value_b64=base64.b64encode(record.value).decode()
-                if record.value is not None
-                else None,
-                headers=tuple((k, base64.b64encode(v).decode()) for k, v in record.headers or ()),
-                reason=failure.reason,
-                detail=failure.detail,
-                errors=failure.errors,
-                consumer=self.settings.sender_group_id,
-            ),
         )
         await self._publish(dead, None, topic=self.dead_letter_topic)
         self.metrics.count(None, "dead_lettered", failure.reason)
