@@ -9,6 +9,12 @@ at start.
 
 Bounded runs (replay) stop at given offsets, or at the first record logged
 after a point in time, on every partition.
+
+Why aiokafka directly and not FastStream (which :mod:`mmbus.consumer` builds
+on): FastStream subscribers are consumer-group members that commit to Kafka;
+the projector's position lives in its own store, in the same transaction as
+its rows, and it seeks there itself (``assign`` + ``seek``, no group), which
+is what makes a crash neither lose nor double-count.
 """
 
 from __future__ import annotations

@@ -18,6 +18,15 @@ Guarantees, and where they come from:
   lanes run concurrently, so one slow or retrying recipient blocks no other.
 - **Throughput.** A pacer per business number spaces sends at the configured
   rate and backs off on 130429; the pair window (131056) is kept per recipient.
+
+Why aiokafka directly and not a FastStream subscriber (as the ingest
+normalizer and :mod:`mmbus.consumer` use): many commands of one partition are
+in flight at once (lanes), and the offset committed is the lowest unfinished
+one, with the ledger checkpoint in the commit's metadata. FastStream hands a
+subscriber one record (or one batch) at a time and commits all consumed
+positions on ack, so it can express neither the concurrency within a
+partition nor the commit metadata. The rebuild on assignment also needs the
+rebalance listener's hook before the first record of a partition is handled.
 """
 
 from __future__ import annotations
