@@ -8,6 +8,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# The services that talk to Kafka; the simulator stands in for Meta and does not.
+KAFKA_CLIENTS = ("topics", "sender", "ingest", "projector", "demo")
 
 
 def _compose() -> dict[str, Any]:
@@ -22,9 +24,10 @@ def _listeners(value: str) -> dict[str, str]:
 
 def test_compose_has_kafka_and_every_service() -> None:
     services = _compose()["services"]
-    assert {"kafka", "sender", "ingest", "projector", "simulator"} <= set(services)
+    assert {"kafka", "simulator", *KAFKA_CLIENTS} <= set(services)
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
-    for name in ("sender", "ingest", "projector", "simulator"):
+    assert services["simulator"]["command"][0] == "mmbus"
+    for name in KAFKA_CLIENTS:
         assert services[name]["command"][0] == "mmbus"
         assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
 
@@ -53,6 +56,6 @@ def test_services_bootstrap_to_an_advertised_listener() -> None:
     internal = advertised[
         compose["services"]["kafka"]["environment"]["KAFKA_INTER_BROKER_LISTENER_NAME"]
     ]
-    for name in ("sender", "ingest", "projector", "simulator"):
+    for name in KAFKA_CLIENTS:
         env = compose["services"][name]["environment"]
         assert env["MMBUS_KAFKA_BOOTSTRAP_SERVERS"] == internal
