@@ -116,7 +116,12 @@ class SendCommandPublisher:
 
     async def __aenter__(self) -> SendCommandPublisher:
         if self._owns_producer:
-            await self._producer.start()
+            try:
+                await self._producer.start()
+            except BaseException:
+                # A producer that failed to start still holds a client; close it quietly.
+                await self._producer.stop()
+                raise
         return self
 
     async def __aexit__(

@@ -45,10 +45,27 @@ OPTIONAL = (
 )
 
 
+# Where a field of the command comes from in the file, when the column has another name.
+_COLUMN_OF = {
+    ("template", "name"): "template",
+    ("template", "language"): "language",
+    ("template", "category"): "category",
+    ("template", "components"): "params",
+    ("labels",): "tracking_token",
+    ("message_activity_sharing",): "activity_sharing",
+}
+
+
 @dataclass(frozen=True)
 class RowError:
+    """Everything wrong with one row, so one pass over the file finds it all."""
+
     line: int
-    message: str
+    problems: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.problems)
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"
@@ -78,7 +95,7 @@ def _flag(value: str) -> bool | None:
         return True
     if lowered in {"false", "no", "0"}:
         return False
-    raise ValueError(f"activity_sharing must be true or false, not {value!r}")
+    raise ValueError(f"must be true or false, not {value!r}")
 
 
 def read_commands(
@@ -105,18 +122,12 @@ def read_commands(
             )
         commands: dict[str, SendTemplate] = {}
         errors: list[RowError] = []
-        for row in _rows(reader):
-            line, values = row
-            campaign_id = campaign or values.get("campaign_id", "").strip() or None
-            if campaign_id is None:
-                errors.append(RowError(line, "no campaign_id (add the column or pass --campaign)"))
-                continue
-            try:
-                command = _command(values, campaign_id, source)
-            except (ValidationError, ValueError) as exc:
-                errors.append(RowError(line, _explain(exc)))
-                continue
-            commands.setdefault(command.data.command_id, command)
+        for line, values in _rows(reader):
+            command, problems = _command(values, campaign, source)
+            if command is None:
+                errors.append(RowError(line, tuple(problems)))
+            else:
+                commands.setdefault(command.data.command_id, command)
         return list(commands.values()), errors
 
 
@@ -128,38 +139,64 @@ def _rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]]]:
         yield reader.line_num, clean
 
 
-def _command(values: dict[str, str], campaign_id: str, source: str) -> SendTemplate:
+def _command(
+    values: dict[str, str], campaign: str | None, source: str
+) -> tuple[SendTemplate | None, list[str]]:
+    """The row's command, or None and every problem of the row (not only the first)."""
+
     def opt(name: str) -> str | None:
         value = values.get(name, "").strip()
         return value or None
 
+    problems: list[str] = []
+    campaign_id = campaign or opt("campaign_id")
+    if campaign_id is None:
+        problems.append("campaign_id: missing (add the column or pass --campaign)")
+    # Validated even without a campaign, so the row's other problems are found too.
     options: dict[str, Any] = {"campaign_id": campaign_id}
     for name in ("route", "product_policy", "provider", "callback_data", "not_after"):
         if opt(name):
             options[name] = opt(name)
     if opt("tracking_token"):
         options["labels"] = {"tracking_token": opt("tracking_token")}
-    sharing = _flag(values.get("activity_sharing", ""))
+    try:
+        sharing = _flag(values.get("activity_sharing", ""))
+    except ValueError as exc:
+        problems.append(f"activity_sharing: {exc}")
+        sharing = None
     if sharing is not None:
         options["message_activity_sharing"] = sharing
-    return send_template(
-        command_id=row_command_id(campaign_id, values),
-        waba_id=values["waba_id"].strip(),
-        phone_number_id=values["phone_number_id"].strip(),
-        to=values["to"].strip(),
-        template_name=values["template"].strip(),
-        language=values["language"].strip(),
-        category=(opt("category") or "").upper() or None,
-        components=_components(values.get("params", "")),
-        source=source,
-        **options,
-    )
-
-
-def _explain(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'row'}: {err['msg']}"
-            for err in exc.errors(include_url=False)
+    try:
+        command = send_template(
+            command_id=row_command_id(campaign_id or "", values),
+            waba_id=values["waba_id"].strip(),
+            phone_number_id=values["phone_number_id"].strip(),
+            to=values["to"].strip(),
+            template_name=values["template"].strip(),
+            language=values["language"].strip(),
+            category=(opt("category") or "").upper() or None,
+            components=_components(values.get("params", "")),
+            source=source,
+            **options,
         )
-    return str(exc)
+    except ValidationError as exc:
+        problems.extend(_explain(exc))
+    else:
+        if not problems:
+            return command, problems
+    return None, problems
+
+
+def _explain(exc: ValidationError) -> list[str]:
+    """Each problem under the name of its CSV column."""
+    explained = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(str(p) for p in err["loc"])
+        column = next(
+            (name for path, name in _COLUMN_OF.items() if loc[: len(path)] == path),
+            ".".join(loc) or "row",
+        )
+        # A validator's own words, without pydantic's "Value error, " in front.
+        reason = err["ctx"]["error"] if err["type"] == "value_error" else err["msg"]
+        explained.append(f"{column}: {reason}")
+    return explained

@@ -4,25 +4,63 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
+from mmbus.connection import KafkaConnection
 from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
 from services.localkafka import DEFAULT_KAFKA_VERSION, BrokerError, broker
 from services.localkafka.distribution import DistributionError, fetch_distribution, libs_dir
 
+if TYPE_CHECKING:
+    from services.common.lifecycle import Main
+
+S = TypeVar("S", bound=BaseSettings)
+T = TypeVar("T")
+
+
+def _load(cls: type[S]) -> S:
+    """Settings from the environment; what is wrong with them in one line."""
+    prefix = cls.model_config.get("env_prefix", "")
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{prefix}{str(err['loc'][0]).upper()}"
+            + "".join(f"[{part}]" for part in err["loc"][1:])
+            # A validator's own message, without pydantic's "Value error, " in front.
+            + f": {err['ctx']['error'] if err['type'] == 'value_error' else err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise click.ClickException(f"invalid setting {problems}") from exc
+    except Exception as exc:  # e.g. a JSON list variable that is not JSON
+        raise click.ClickException(f"invalid {prefix}* setting: {exc}") from exc
+
 
 def _settings() -> CommonSettings:
-    try:
-        return CommonSettings()
-    except Exception as exc:  # pydantic's ValidationError names the variable and the problem
-        raise click.ClickException(f"invalid MMBUS_* setting: {exc}") from exc
+    return _load(CommonSettings)
+
+
+def _store_url(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a store URL nothing can open now, not after a SQLite file is named after it."""
+    from services.projections.settings import parse_store_url
+
+    if value is not None:
+        try:
+            parse_store_url(value)
+        except ValueError as exc:
+            raise click.ClickException(f"{param.opts[0]}: {exc}") from exc
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -159,7 +197,8 @@ def topics_create() -> None:
     """Create missing topics on MMBUS_KAFKA_BOOTSTRAP_SERVERS; check the existing ones."""
     from services.common.kafka_admin import ensure_project_topics
 
-    result = _run(ensure_project_topics(_settings()))
+    settings = _settings()
+    result = _run(ensure_project_topics(settings), kafka=settings)
     click.echo(f"created {len(result.created)} topics, {len(result.existing)} already there")
 
 
@@ -217,10 +256,7 @@ def simulator(
     from services.simulator.settings import SimulatorSettings
     from services.simulator.world import load_world
 
-    try:
-        base = SimulatorSettings()
-    except Exception as exc:
-        raise click.ClickException(f"invalid MMBUS_SIMULATOR_* setting: {exc}") from exc
+    base = _load(SimulatorSettings)
     overrides = {
         k: v
         for k, v in {
@@ -249,15 +285,11 @@ def simulator(
 @cli.command("sender")
 def sender() -> None:
     """Consume send commands, call Meta or 360dialog, publish send events (MMBUS_* settings)."""
-    from services.common.lifecycle import run_service
     from services.sender.main import run_sender
     from services.sender.settings import SenderSettings
 
-    try:
-        settings = SenderSettings()
-    except Exception as exc:
-        raise click.ClickException(f"invalid MMBUS_* setting: {exc}") from exc
-    run_service(lambda stop: run_sender(settings, stop))
+    settings = _load(SenderSettings)
+    _serve(settings, lambda stop: run_sender(settings, stop))
 
 
 # -------------------------------------------------------------------- ingest
@@ -267,37 +299,31 @@ def sender() -> None:
 @click.option("--no-normalizer", is_flag=True, help="Only receive; run no normalizer here.")
 def ingest(host: str | None, port: int | None, no_normalizer: bool) -> None:
     """Receive Meta's webhooks (signed, stored before 200) and normalise them into events."""
-    from services.common.lifecycle import run_service
     from services.ingest.main import run_ingest
     from services.ingest.settings import IngestSettings
 
-    try:
-        settings = IngestSettings()
-    except Exception as exc:
-        raise click.ClickException(f"invalid MMBUS_* setting: {exc}") from exc
+    settings = _load(IngestSettings)
     overrides = {
         k: v for k, v in {"ingest_host": host, "ingest_port": port}.items() if v is not None
     }
     settings = settings.model_copy(update=overrides)
-    run_service(lambda stop: run_ingest(settings, stop, normalizer=not no_normalizer))
+    _serve(settings, lambda stop: run_ingest(settings, stop, normalizer=not no_normalizer))
 
 
 # ---------------------------------------------------------------- projector
 @cli.command("projector")
-@click.option("--store", default=None, help="Store URL (MMBUS_PROJECTOR_STORE).")
+@click.option(
+    "--store", default=None, callback=_store_url, help="Store URL (MMBUS_PROJECTOR_STORE)."
+)
 @click.option("--host", default=None, help="Query API address (MMBUS_PROJECTOR_HTTP_HOST).")
 @click.option("--port", type=int, default=None, help="Query API port (MMBUS_PROJECTOR_HTTP_PORT).")
 def projector(store: str | None, host: str | None, port: int | None) -> None:
     """Fold the event streams into projections and serve the query API."""
-    from services.common.lifecycle import run_service
     from services.projections.main import run_projector
     from services.projections.settings import ProjectorSettings
     from services.projections.store import StoreError
 
-    try:
-        settings = ProjectorSettings()
-    except Exception as exc:
-        raise click.ClickException(f"invalid MMBUS_* setting: {exc}") from exc
+    settings = _load(ProjectorSettings)
     overrides = {
         k: v
         for k, v in {
@@ -309,7 +335,7 @@ def projector(store: str | None, host: str | None, port: int | None) -> None:
     }
     settings = settings.model_copy(update=overrides)
     try:
-        run_service(lambda stop: run_projector(settings, stop))
+        _serve(settings, lambda stop: run_projector(settings, stop))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -318,6 +344,7 @@ def projector(store: str | None, host: str | None, port: int | None) -> None:
 @click.option(
     "--store",
     default=None,
+    callback=_store_url,
     help="A fresh store to rebuild into (sqlite:///path, a path, or postgresql://...); "
     "omit to rebuild in memory only.",
 )
@@ -336,6 +363,7 @@ def projector(store: str | None, host: str | None, port: int | None) -> None:
 @click.option(
     "--offsets-of",
     default=None,
+    callback=_store_url,
     help="Store URL of a live projector: replay exactly up to its stored offsets.",
 )
 @click.option(
@@ -397,7 +425,8 @@ def replay_cmd(
                 until=until_at,
                 offsets_of=(offsets_of, projector_name) if offsets_of else None,
                 progress=progress,
-            )
+            ),
+            kafka=settings,
         )
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -453,7 +482,8 @@ def send_csv(path: Path, campaign: str | None, skip_invalid: bool) -> None:
     except CsvError as exc:
         raise click.ClickException(str(exc)) from exc
     for error in errors:
-        click.echo(f"{path}: {error}", err=True)
+        for problem in error.problems:  # one line each: file:line: problem, as compilers do
+            click.echo(f"{path}: line {error.line}: {problem}", err=True)
     if errors and not skip_invalid:
         raise click.ClickException(
             f"{len(errors)} invalid row(s); fix them or pass --skip-invalid. Nothing was published."
@@ -470,7 +500,7 @@ def send_csv(path: Path, campaign: str | None, skip_invalid: bool) -> None:
                     bar.update(len(chunk))
         return len(commands)
 
-    published = _run(publish())
+    published = _run(publish(), kafka=settings)
     click.echo(
         f"published {published} command(s) to {settings.topic_prefix}send.commands"
         + (f"; skipped {len(errors)} invalid row(s)" if errors else "")
@@ -541,6 +571,7 @@ def run(
         how = "reused" if result.reused else f"started in {result.seconds:.1f}s"
         click.echo(f"broker ready on {bootstrap} ({how})")
     else:
+        _run(_reach(settings))  # before saying so: an unreachable cluster is the one line
         click.echo(f"using the Kafka cluster at {settings.kafka_bootstrap_servers}")
     _run(ensure_project_topics(settings))
     stack = DemoStack(settings, workdir or mmbus_home() / "demo")
@@ -606,13 +637,94 @@ def _show_settled(report: dict[str, Any], wabas: list[dict[str, Any]]) -> None:
         )
 
 
-def _run(coro: Any) -> Any:
+def _run(coro: Coroutine[Any, Any, T], *, kafka: KafkaConnection | None = None) -> T:
+    """Run ``coro``; with ``kafka``, only once the cluster answers."""
+
+    async def reached() -> T:
+        if kafka is not None:
+            try:
+                await _reach(kafka)
+            except BaseException:
+                coro.close()  # never started: spares a "was never awaited" warning
+                raise
+        return await coro
+
     try:
-        return asyncio.run(coro)
+        return asyncio.run(reached())
     except click.ClickException:
         raise
     except Exception as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+        raise click.ClickException(_describe(exc)) from exc
+
+
+def _serve(kafka: KafkaConnection, main: Main) -> None:
+    """Run a service once the cluster answers; the check waits as long as a client's start()."""
+    from services.common.lifecycle import run_service
+
+    _run(_reach(kafka))
+    run_service(main)
+
+
+async def _reach(kafka: KafkaConnection) -> None:
+    """Bootstrap once before any producer or consumer exists.
+
+    An unreachable cluster then fails here, in one line, rather than in a client's
+    start(), which leaves that client unclosed ("Unclosed AIOKafkaProducer") and
+    aiokafka's own log line beside the error.
+    """
+    from aiokafka import AIOKafkaClient
+    from aiokafka.errors import KafkaConnectionError
+
+    refusals = _Refusals()
+    aiokafka_log = logging.getLogger("aiokafka")
+    aiokafka_log.addFilter(refusals)
+    client = AIOKafkaClient(client_id="mmbus-cli", **kafka.kafka_client_options())
+    try:
+        await client.bootstrap()
+    except KafkaConnectionError as exc:
+        reasons = {reason for _, reason in refusals.reasons}
+        # One reason shared by every server is said once; otherwise per server.
+        why = "; ".join(
+            reasons if len(reasons) == 1 else (f"{s}: {r}" for s, r in refusals.reasons)
+        )
+        raise click.ClickException(
+            f"cannot reach Kafka at {kafka.kafka_bootstrap_servers}"
+            + (f" ({why})" if why else "")
+            + ": start the local broker with 'mmbus kafka up'"
+            " (or set MMBUS_KAFKA_BOOTSTRAP_SERVERS)"
+        ) from exc
+    finally:
+        aiokafka_log.removeFilter(refusals)
+        await client.close()
+
+
+class _Refusals(logging.Filter):
+    """aiokafka's bootstrap failures, one per server, kept for the error line instead of logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: list[tuple[str, str]] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # Any other line, or a format this code does not know, goes through as it is.
+        if record.msg != 'Unable connect to "%s:%s": %s' or not isinstance(args, tuple):
+            return True
+        host, port, error = args
+        if isinstance(error, OSError) and error.errno:
+            # "Connection refused" where asyncio says "Connect call failed ('127.0.0.1', 1)".
+            reason = os.strerror(error.errno) if error.errno > 0 else error.strerror or str(error)
+        else:
+            reason = str(error) or type(error).__name__
+        self.reasons.append((f"{host}:{port}", reason))
+        return False
+
+
+def _describe(exc: BaseException) -> str:
+    # aiokafka's errors already start with their class name.
+    text = str(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def main() -> None:
@@ -628,9 +740,7 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("MMBUS_DEBUG"):
             raise
-        click.echo(
-            f"error: {type(exc).__name__}: {exc} (set MMBUS_DEBUG=1 for a traceback)", err=True
-        )
+        click.echo(f"error: {_describe(exc)} (set MMBUS_DEBUG=1 for a traceback)", err=True)
         sys.exit(1)
 
 

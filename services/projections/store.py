@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from services.projections.projection import Row, digest_lines
+from services.projections.settings import parse_store_url, safe_url
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS mmbus_rows (
@@ -84,7 +84,11 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.kind = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        try:
+            self.location = parse_store_url(url)
+        except ValueError as exc:
+            raise StoreError(f"{safe_url(url)}: {exc}") from exc
+        self.kind = self.location.kind
         self._lock = threading.Lock()
         self._conn: Any = None
 
@@ -99,10 +103,10 @@ class Store:
                 self._conn = psycopg.connect(self.url, autocommit=False)
             except psycopg.Error as exc:
                 raise StoreError(
-                    f"cannot connect to PostgreSQL ({_safe(self.url)}): {exc}"
+                    f"cannot connect to PostgreSQL ({safe_url(self.url)}): {exc}"
                 ) from exc
         else:
-            path = sqlite_path(self.url)
+            path = self.location.target
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -281,21 +285,3 @@ class Store:
         with self._tx() as cur:
             found = cur.execute(statement, params).fetchall()
         return [(k, d) for k, d in found]
-
-
-def sqlite_path(url: str) -> str:
-    """``sqlite:///abs/path.db``, ``sqlite:///:memory:`` or a bare file path."""
-    if url.startswith("sqlite:"):
-        parsed = urlparse(url)
-        path = parsed.path
-        if path.startswith("/:memory:"):
-            return ":memory:"
-        return path
-    return url
-
-
-def _safe(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@")
-    return url
