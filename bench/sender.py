@@ -59,7 +59,8 @@ from services.common.kafka_admin import ensure_project_topics
 from services.common.ports import free_port
 from services.common.settings import CommonSettings
 from services.sender.graph import GraphClient
-from services.sender.service import TERMINAL_TYPES, Sender
+from services.sender.ledger import TERMINAL_TYPES
+from services.sender.runner import Sender
 from services.sender.settings import SenderSettings
 
 HttpKind = Literal["aiohttp", "httpx"]
@@ -279,30 +280,27 @@ def _sender_settings(settings: CommonSettings, sim: str, http: HttpKind) -> Send
 async def run_mmbus(settings: CommonSettings, sim: str, n: int, http: HttpKind) -> Run:
     sender_settings = _sender_settings(settings, sim, http)
     graph = GraphClient(sender_settings)
-    sender = Sender(sender_settings, graph)
-    stop = asyncio.Event()
     picked: dict[str, float] = {}
     latencies: list[float] = []
     finished = asyncio.Event()
-    handle = sender._handle
-    publish = sender._publish
 
-    async def timed_handle(record: Any, order: int) -> None:
-        # The command id without a second full decode (that cost is not the sender's).
-        picked[orjson.loads(record.value)["data"]["command_id"]] = time.perf_counter()
-        await handle(record, order)
+    class Timing:
+        """Command taken -> terminal event durable, through the sender's observer port."""
 
-    async def timed_publish(event: Any, command: Any, *, topic: str | None = None) -> None:
-        await publish(event, command, topic=topic)
-        if event.type in TERMINAL_TYPES:
-            start = picked.pop(event.data.command_id, None)
-            if start is not None:
-                latencies.append((time.perf_counter() - start) * 1000)
-            if len(latencies) == n:
-                finished.set()
+        def command_taken(self, record: Any) -> None:
+            # The command id without a second full decode (that cost is not the sender's).
+            picked[orjson.loads(record.value)["data"]["command_id"]] = time.perf_counter()
 
-    sender._handle = timed_handle  # type: ignore[method-assign]
-    sender._publish = timed_publish  # type: ignore[method-assign]
+        def event_written(self, event: Any, command: Any) -> None:
+            if event.type in TERMINAL_TYPES:
+                start = picked.pop(event.data.command_id, None)
+                if start is not None:
+                    latencies.append((time.perf_counter() - start) * 1000)
+                if len(latencies) == n:
+                    finished.set()
+
+    sender = Sender(sender_settings, graph, observer=Timing())
+    stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     await sender.consuming.wait()
     started, cpu_started = time.perf_counter(), time.process_time()

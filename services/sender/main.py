@@ -15,7 +15,7 @@ from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import configure_logging, get_logger
 from services.common.serving import EmbeddedServer
 from services.sender.graph import GraphClient
-from services.sender.service import Sender
+from services.sender.runner import Sender
 from services.sender.settings import SenderSettings
 
 log = get_logger("mmbus.sender")

@@ -53,7 +53,7 @@ from services.projections.api import query_app
 from services.projections.settings import ProjectorSettings
 from services.projections.store import Store
 from services.sender.main import http_app
-from services.sender.service import Sender
+from services.sender.runner import Sender
 from services.sender.settings import SenderSettings
 from services.simulator.app import create_app
 from services.simulator.settings import SimulatorSettings

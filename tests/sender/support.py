@@ -21,7 +21,8 @@ from mmbus.publisher import SendCommandPublisher, send_template
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
 from services.sender.graph import GraphClient
-from services.sender.service import TERMINAL_TYPES, Sender
+from services.sender.ledger import TERMINAL_TYPES
+from services.sender.runner import Sender
 from services.sender.settings import SenderSettings
 
 

@@ -234,25 +234,16 @@ async def test_admit_never_lets_a_window_hold_more_than_the_rate() -> None:
 
 
 async def test_drain_cancels_commands_that_outlive_the_partition() -> None:
-    from aiokafka import TopicPartition
+    from services.sender.runner import drain_tasks
 
-    from services.sender.graph import GraphClient
-    from services.sender.service import Sender
-    from services.sender.settings import SenderSettings
-
-    settings = SenderSettings()
-    graph = GraphClient(settings)
-    sender = Sender(settings, graph)
-    tp = TopicPartition("t", 0)
     quick = asyncio.create_task(asyncio.sleep(0))
 
     async def retrying_forever() -> None:
         await asyncio.Event().wait()
 
     stuck = asyncio.create_task(retrying_forever())
-    sender.tasks[tp] = {quick, stuck}
-    await sender._drain([tp], timeout_s=0.05)
-    await graph.aclose()
+    cancelled = await drain_tasks([quick, stuck], limit_s=0.05)
+    assert cancelled == 1
     assert quick.done()
     assert not quick.cancelled()
     assert stuck.cancelled(), "it must not call the API after its partition moved on"
@@ -326,13 +317,9 @@ async def test_cancelling_commands_queued_in_one_lane_leaves_the_sender_healthy(
     """A drain cancels commands in any order. Cancelling one waiting in a lane used to
     cancel the lane future of the command before it, whose clean-up then raised
     InvalidStateError and stopped the sender as if a command had failed."""
-    from services.sender.graph import GraphClient
-    from services.sender.service import Sender
-    from services.sender.settings import SenderSettings
+    from services.sender.lanes import Lanes
 
-    settings = SenderSettings()
-    graph = GraphClient(settings)
-    sender = Sender(settings, graph)
+    lanes = Lanes()
     key = ("106540352242922", "447911123456")
     running = asyncio.Event()
 
@@ -343,16 +330,15 @@ async def test_cancelling_commands_queued_in_one_lane_leaves_the_sender_healthy(
     async def after() -> None:
         return None
 
-    first = asyncio.create_task(sender._in_lane(key, stuck))
+    first = asyncio.create_task(lanes.run(key, stuck))
     await running.wait()
-    second = asyncio.create_task(sender._in_lane(key, after))
+    second = asyncio.create_task(lanes.run(key, after))
     await asyncio.sleep(0)  # the second now waits for the first
     second.cancel()
     first.cancel()
     outcomes = await asyncio.gather(first, second, return_exceptions=True)
-    await graph.aclose()
     assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
-    assert key not in sender.lanes
+    assert len(lanes) == 0, "no lane is left waiting"
 
 
 @pytest.mark.parametrize(

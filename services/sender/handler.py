@@ -1,0 +1,267 @@
+"""One command, from its record to its result event, through ports only.
+
+``CommandHandler.handle`` decodes the record, consults the ledger (skip a
+command with a result, report one with an open attempt), queues it in its
+recipient's lane, decides the route (looking up what the log does not know,
+holding for a template sync), paces, records the attempt durably, calls the
+API and writes the result. Retries follow the error's class; an answer that
+may or may not have been accepted is reported as ``send.indeterminate``, never
+resent. Kafka, HTTP and the clock are behind :mod:`services.sender.ports`, so
+this module imports neither aiokafka nor an HTTP client.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+
+from mmbus.contracts.codec import DecodeFailure, decode
+from mmbus.contracts.commands import SendTemplate
+from mmbus.contracts.send_events import ApiError, Decision
+from mmbus.contracts.topics import Stream, topic_name
+from mmbus.dead_letters import dead_letter
+from services.common.logging import get_logger
+from services.sender import results
+from services.sender.knowledge import Knowledge
+from services.sender.lanes import Lanes
+from services.sender.ledger import Ledger
+from services.sender.lookups import Lookups
+from services.sender.metrics import SenderMetrics
+from services.sender.outcomes import Delivered, Fail, Retry, Unknown, backoff_s, pair_wait_s
+from services.sender.ports import Api, Clock, CommandRecord, Pacer, Results
+from services.sender.routing import Hold, LookUp, Reject, RoutingPolicy, Send, Suppress, route
+from services.sender.settings import SenderSettings
+
+log = get_logger("mmbus.sender")
+DECISION_ROUNDS = 4  # look-ups and holds before a decision; each settles one unknown
+
+
+@dataclass(frozen=True)
+class Ports:
+    knowledge: Knowledge
+    ledger: Ledger
+    lanes: Lanes
+    pacer: Pacer
+    api: Api
+    out: Results
+    clock: Clock
+    metrics: SenderMetrics
+    rng: random.Random
+
+
+class CommandHandler:
+    def __init__(self, settings: SenderSettings, ports: Ports) -> None:
+        self.settings = settings
+        self.ports = ports
+        self.policy = RoutingPolicy(
+            settings.sender_template_sync_guard,
+            hold_max=timedelta(seconds=settings.sender_hold_max_s),
+        )
+        self.lookups = Lookups(ports.api, ports.out, ports.knowledge, ports.clock, ports.rng)
+        self.dead_letter_topic = topic_name(Stream.DEAD_LETTERS, settings.topic_prefix)
+
+    async def handle(self, record: CommandRecord, order: int) -> None:
+        """Take one command record to its terminal event; ``order`` is its place in intake."""
+        message = decode(record.value, record.headers)
+        if not isinstance(message, SendTemplate):
+            failure = (
+                message
+                if isinstance(message, DecodeFailure)
+                else DecodeFailure(
+                    "unknown_type", f"{message.type} is not a command", message_type=message.type
+                )
+            )
+            await self._reject_unreadable(record, failure)
+            return
+        data = message.data
+        ledger = self.ports.ledger
+        entry = ledger.get(data.command_id)
+        if entry.terminal or entry.in_flight:
+            self.ports.metrics.duplicates.inc()
+            log.info("duplicate command skipped", command_id=data.command_id, offset=record.offset)
+            return
+        if entry.attempts and self.settings.sender_indeterminate_policy == "do_not_resend":
+            event = results.open_attempt_found(message, entry.attempts, self.ports.clock.now())
+            await self.ports.out.about(event, record)
+            return
+        entry.in_flight = True
+        try:
+            await self.ports.lanes.run(
+                (data.phone_number_id, data.to), lambda: self._decide(record, message, order)
+            )
+        finally:
+            entry.in_flight = False
+
+    async def _decide(self, record: CommandRecord, command: SendTemplate, order: int) -> None:
+        data, clock, knowledge = command.data, self.ports.clock, self.ports.knowledge
+        held_since: datetime | None = None
+        for _ in range(DECISION_ROUNDS):
+            outcome = route(
+                data,
+                knowledge.waba(data),
+                knowledge.template(data),
+                knowledge.recipient(data),
+                self.policy,
+                clock.now(),
+                held_since,
+            )
+            if isinstance(outcome, LookUp):
+                error = await self.lookups.answer(outcome.what, command)
+                if error is not None:
+                    decision = Decision(endpoint=None, reasons=(error.message or "",))
+                    await self._fail(record, command, decision, error, 0, retryable=True)
+                    return
+                continue
+            if isinstance(outcome, Hold):
+                held_since = held_since or clock.now()
+                wait = (outcome.until - clock.now()).total_seconds()
+                log.info(
+                    "holding for template sync",
+                    command_id=data.command_id,
+                    seconds=round(wait, 1),
+                    why=outcome.detail,
+                )
+                await clock.sleep(max(0.0, wait))
+                continue
+            break
+        else:
+            decision = Decision(endpoint=None, reasons=("lookups did not settle",))
+            error = ApiError(message="could not decide")
+            await self._fail(record, command, decision, error, 0, retryable=True)
+            return
+
+        if isinstance(outcome, Suppress):
+            self.ports.metrics.count(None, "suppressed", outcome.rule)
+            await self.ports.out.about(results.suppressed(command, outcome, clock.now()), record)
+        elif isinstance(outcome, Reject):
+            self.ports.metrics.count(None, "rejected", outcome.reason)
+            await self.ports.out.about(results.rejected(command, outcome, clock.now()), record)
+        else:
+            await self._send(record, command, outcome, order)
+
+    async def _send(
+        self, record: CommandRecord, command: SendTemplate, plan: Send, order: int
+    ) -> None:
+        data, p, settings = command.data, self.ports, self.settings
+        lane = (data.phone_number_id, data.to)
+        earlier = p.ledger.get(data.command_id).attempts
+        last_error = ApiError(message="no attempt made")
+        attempt = earlier
+        for attempt in range(earlier + 1, earlier + 1 + settings.sender_max_attempts):
+            depth = p.metrics.queue_depth.labels(data.phone_number_id)
+            depth.inc()
+            try:
+                waited = await p.pacer.acquire(data.phone_number_id, order)
+            finally:
+                depth.dec()
+            p.metrics.limiter_wait.observe(waited)
+            gap = p.lanes.pair_gap(lane, p.clock.monotonic(), settings.sender_pair_window_s)
+            if gap > 0:
+                await p.clock.sleep(gap)
+            tried = results.attempted(command, attempt, plan.decision, p.clock.now())
+            await p.out.about(tried, record)  # durable before the call
+            p.metrics.limiter_wait.observe(await p.pacer.admit(data.phone_number_id, order))
+            requested_at = p.clock.now()
+            result, seconds = await p.api.send(
+                data.provider, data.phone_number_id, plan.endpoint, plan.body
+            )
+            p.metrics.http_latency.labels(plan.endpoint).observe(seconds)
+            if isinstance(result, Delivered):
+                p.pacer.succeeded(data.phone_number_id)
+                p.lanes.sent(lane, p.clock.monotonic())
+                p.knowledge.template_used(data, p.clock.now())
+                p.metrics.count(plan.endpoint, "accepted", None)
+                done = results.accepted(command, tried, result, requested_at, p.clock.now())
+                await p.out.about(done, record)
+                return
+            if isinstance(result, Unknown):
+                p.metrics.count(plan.endpoint, "indeterminate", None)
+                log.warning("ambiguous send", command_id=data.command_id, detail=result.detail)
+                event = results.indeterminate(command, tried, result, p.clock.now())
+                await p.out.about(event, record)
+                return
+            if isinstance(result, Fail):
+                p.metrics.count(plan.endpoint, "failed", result.error.code)
+                await self._fail(
+                    record, command, plan.decision, result.error, attempt, retryable=False
+                )
+                return
+            last_error = result.error
+            p.metrics.count(plan.endpoint, "retried", result.error.code)
+            await self._wait_to_retry(result, data.phone_number_id, attempt - earlier)
+        p.metrics.count(plan.endpoint, "failed", last_error.code)
+        await self._fail(record, command, plan.decision, last_error, attempt, retryable=True)
+
+    async def _wait_to_retry(self, result: Retry, number: str, tries: int) -> None:
+        settings, p = self.settings, self.ports
+        if result.throttled:
+            p.pacer.throttled(number)
+        if result.pair_limited:
+            await p.clock.sleep(pair_wait_s(tries, settings.sender_pair_window_s))
+            return
+        await p.clock.sleep(
+            backoff_s(
+                tries,
+                base_s=settings.sender_backoff_base_s,
+                cap_s=settings.sender_backoff_cap_s,
+                rng=p.rng,
+            )
+        )
+
+    async def _fail(
+        self,
+        record: CommandRecord,
+        command: SendTemplate,
+        decision: Decision,
+        error: ApiError,
+        attempt: int,
+        *,
+        retryable: bool,
+    ) -> None:
+        event = results.failed(
+            command, decision, error, attempt, self.ports.clock.now(), retryable=retryable
+        )
+        await self.ports.out.about(event, record)
+
+    async def _reject_unreadable(self, record: CommandRecord, failure: DecodeFailure) -> None:
+        """Dead-letter the record and reject it, once: a second reading finds the rejection."""
+        rejection = results.rejection_id(record.topic, record.partition, record.offset)
+        if self.ports.ledger.rejected(rejection):
+            self.ports.metrics.duplicates.inc()
+            return
+        command_id, number = _salvage(record.value)
+        now = self.ports.clock.now()
+        dead = dead_letter(
+            record,
+            failure,
+            consumer=self.settings.sender_group_id,
+            source=results.SOURCE,
+            time=now,
+            correlation_id=command_id,
+        )
+        await self.ports.out.dead_letter(dead)
+        self.ports.metrics.count(None, "dead_lettered", failure.reason)
+        log.warning(
+            "invalid command dead-lettered",
+            reason=failure.reason,
+            detail=failure.detail,
+            offset=record.offset,
+        )
+        event = results.unreadable_rejected(
+            dead, failure, command_id, number, self.dead_letter_topic, now
+        )
+        await self.ports.out.about(event, record)
+
+
+def _salvage(value: bytes | None) -> tuple[str | None, str | None]:
+    """Best effort: the command id and number of an unreadable command, for the rejection."""
+    try:
+        raw = orjson.loads(value or b"")
+        data = raw.get("data", {}) if isinstance(raw, dict) else {}
+        cid, number = data.get("command_id"), data.get("phone_number_id")
+        return (cid if isinstance(cid, str) else None, number if isinstance(number, str) else None)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None, None

@@ -1,0 +1,55 @@
+"""What the send-event log says about each command: the sender's memory of its own work.
+
+Folded from the co-partitioned send-event partitions when a partition is
+assigned (:mod:`services.sender.ledger_rebuild`) and kept current as the sender
+writes. It is what makes a redelivered command safe: one with a result is
+skipped, one with an attempt and no result is reported, never resent blindly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.send_events import (
+    SendAccepted,
+    SendAttempted,
+    SendFailed,
+    SendIndeterminate,
+    SendRejected,
+    SendSuppressed,
+)
+
+TERMINAL = (SendAccepted, SendFailed, SendSuppressed, SendRejected, SendIndeterminate)
+TERMINAL_TYPES = frozenset(str(kind.model_fields["type"].default) for kind in TERMINAL)
+
+
+@dataclass
+class LedgerEntry:
+    """What the send-event log says about one command id."""
+
+    attempts: int = 0
+    terminal: bool = False
+    in_flight: bool = False
+
+
+@dataclass
+class Ledger:
+    entries: dict[str, LedgerEntry] = field(default_factory=dict)
+    # Rejections of records that are no command (maybe without a command id), by event id.
+    rejections: set[str] = field(default_factory=set)
+
+    def get(self, command_id: str) -> LedgerEntry:
+        return self.entries.setdefault(command_id, LedgerEntry())
+
+    def rejected(self, rejection_id: str) -> bool:
+        return rejection_id in self.rejections
+
+    def apply(self, event: Message) -> None:
+        if isinstance(event, SendRejected):
+            self.rejections.add(event.id)
+        if isinstance(event, SendAttempted):
+            entry = self.get(event.data.command_id)
+            entry.attempts = max(entry.attempts, event.data.attempt)
+        elif isinstance(event, TERMINAL) and event.data.command_id:
+            self.get(event.data.command_id).terminal = True

@@ -1,0 +1,133 @@
+"""Rebuilding the ledger of newly assigned partitions from their send events.
+
+A partition's next owner must know what its previous owner did before it
+takes any command: it folds the co-partitioned send-event partition from the
+checkpoint committed with the group's offsets (or from the start of the
+idempotency window, whichever is earlier; the whole log for a partition
+without a checkpoint) up to the end it saw, then returns the new checkpoints.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from mmbus.contracts.codec import decode
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.topics import Stream, topic_name
+from services.common.logging import get_logger
+from services.sender.knowledge_feed import caught_up
+from services.sender.ledger import Ledger
+from services.sender.offsets import LedgerCheckpoint, checkpoint_from_metadata, rebuild_from
+from services.sender.settings import SenderSettings
+
+log = get_logger("mmbus.sender")
+
+
+async def rebuild_ledger(
+    ledger: Ledger, settings: SenderSettings, partitions: list[int]
+) -> tuple[dict[int, LedgerCheckpoint], int]:
+    """Fold these partitions' send events into ``ledger``; their checkpoints and the count."""
+    started = time.perf_counter()
+    events_topic = topic_name(Stream.SEND_EVENTS, settings.topic_prefix)
+    commands_topic = topic_name(Stream.SEND_COMMANDS, settings.topic_prefix)
+    checkpoints = await _stored_checkpoints(settings, commands_topic, partitions)
+    consumer = AIOKafkaConsumer(
+        client_id="mmbus-sender-ledger",
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(events_topic, p) for p in partitions]
+        consumer.assign(tps)
+        beginnings = await consumer.beginning_offsets(tps)
+        end = await consumer.end_offsets(tps)
+        # Events of commands not yet committed are at or after the checkpoint.
+        committed_from = {
+            tp: max(beginnings[tp], checkpoints.get(tp.partition, beginnings[tp])) for tp in tps
+        }
+        window = await _window_start(settings, consumer, tps, end)
+        scanned_from = {
+            tp: rebuild_from(
+                beginning=beginnings[tp],
+                checkpoint=checkpoints.get(tp.partition),
+                window_start=window[tp],
+            )
+            for tp in tps
+        }
+        for tp, offset in scanned_from.items():
+            consumer.seek(tp, offset)
+        count = 0
+        earlier: dict[TopicPartition, int] = {}  # first event at/after the checkpoint
+        while not await caught_up(consumer, end):
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for tp, records in batches.items():
+                for rec in records:
+                    if tp not in earlier and rec.offset >= committed_from[tp]:
+                        earlier[tp] = rec.offset
+                    event = decode(rec.value, rec.headers)
+                    if isinstance(event, Message):
+                        ledger.apply(event)
+                        count += 1
+        # Read after the scan: every result scanned belongs to a command before this end.
+        command_tps = [TopicPartition(commands_topic, p) for p in partitions]
+        commands_end = await consumer.end_offsets(command_tps)
+    finally:
+        await consumer.stop()
+    rebuilt = {
+        tp.partition: LedgerCheckpoint(
+            earlier_results_from=earlier.get(tp),
+            scanned_to=end[tp],
+            commands_end=commands_end[TopicPartition(commands_topic, tp.partition)],
+        )
+        for tp in tps
+    }
+    log.info(
+        "ledger rebuilt",
+        partitions=partitions,
+        events=count,
+        checkpoints={str(p): offset for p, offset in checkpoints.items()},
+        scanned_from={str(tp.partition): scanned_from[tp] for tp in tps},
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return rebuilt, count
+
+
+async def _window_start(
+    settings: SenderSettings,
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    end: dict[TopicPartition, int],
+) -> dict[TopicPartition, int]:
+    """The first send event inside the idempotency window, per partition (0: no limit)."""
+    window_s = settings.sender_idempotency_window_s
+    if window_s is None:
+        return dict.fromkeys(tps, 0)
+    since_ms = int((time.time() - window_s) * 1000)
+    found = await consumer.offsets_for_times(dict.fromkeys(tps, max(0, since_ms)))
+    return {tp: found[tp].offset if found.get(tp) is not None else end[tp] for tp in tps}
+
+
+async def _stored_checkpoints(
+    settings: SenderSettings, commands_topic: str, partitions: list[int]
+) -> dict[int, int]:
+    """The checkpoints committed with the group's offsets; a partition without one is
+    scanned from its beginning (first run, or offsets committed by an older version)."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        stored = await admin.list_consumer_group_offsets(
+            settings.sender_group_id,
+            partitions=[TopicPartition(commands_topic, p) for p in partitions],
+        )
+    finally:
+        await admin.close()
+    out = {}
+    for tp, committed in stored.items():
+        found = checkpoint_from_metadata(committed.metadata) if committed.offset >= 0 else None
+        if found is not None:
+            out[tp.partition] = found
+    return out

@@ -1,0 +1,362 @@
+"""The sender at work: consume commands, run each through the handler, commit what is done.
+
+Guarantees, and where they come from:
+
+- **Nothing lost.** A command's offset is committed only when it and every
+  earlier command of its partition has a durable terminal event
+  (:class:`~services.sender.offsets.PartitionProgress`). Invalid records become
+  ``send.rejected`` plus a dead-letter record before their offset moves.
+- **Nothing sent twice.** ``send.attempted`` is acknowledged by Kafka before
+  each HTTP call. On every partition assignment the sender folds the
+  co-partitioned send-event partition into the ledger
+  (:mod:`services.sender.ledger_rebuild`); the handler skips a redelivered
+  command with a result and reports one with an attempt and no result as
+  ``send.indeterminate`` (policy ``do_not_resend``, the default).
+- **Order per recipient, concurrency across recipients** (:mod:`services.sender.lanes`),
+  **throughput** per business number (:mod:`services.sender.ratelimit`).
+
+This module owns the Kafka side: the consume loop, the gate that holds a new
+partition's records until its ledger is rebuilt, the drain of revoked
+partitions, and commits carrying the ledger checkpoint in their metadata. One
+command's journey is :class:`services.sender.handler.CommandHandler`.
+
+Why aiokafka directly and not a FastStream subscriber (as the ingest
+normalizer and :mod:`mmbus.consumer` use): many commands of one partition are
+in flight at once (lanes), and the offset committed is the lowest unfinished
+one, with the ledger checkpoint in the commit's metadata. FastStream hands a
+subscriber one record (or one batch) at a time and commits all consumed
+positions on ack, so it can express neither the concurrency within a
+partition nor the commit metadata. The rebuild on assignment also needs the
+rebalance listener's hook before the first record of a partition is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Coroutine
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from mmbus.contracts.topics import Stream, topic_name
+from services.common.logging import get_logger
+from services.sender.graph import GraphClient
+from services.sender.handler import CommandHandler, Ports
+from services.sender.knowledge import Knowledge
+from services.sender.knowledge_feed import follow_knowledge
+from services.sender.lanes import Lanes
+from services.sender.ledger import Ledger
+from services.sender.ledger_rebuild import rebuild_ledger
+from services.sender.metrics import SenderMetrics
+from services.sender.offsets import LedgerCheckpoint, PartitionProgress, checkpoint_metadata
+from services.sender.ports import Observer, SystemClock
+from services.sender.publishing import KafkaResults
+from services.sender.ratelimit import NumberPacer
+from services.sender.settings import SenderSettings
+
+log = get_logger("mmbus.sender")
+
+
+class FatalSenderError(RuntimeError):
+    """The sender cannot go on without risking loss; it stops so it is restarted."""
+
+
+class Sender:
+    def __init__(
+        self,
+        settings: SenderSettings,
+        graph: GraphClient,
+        *,
+        metrics: SenderMetrics | None = None,
+        rng: random.Random | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.observer = observer
+        self.graph = graph
+        self.metrics = metrics or SenderMetrics()
+        self.rng = rng or random.Random()
+        self.commands_topic = topic_name(Stream.SEND_COMMANDS, settings.topic_prefix)
+        self.knowledge = Knowledge()
+        self.ledger = Ledger()
+        self.lanes = Lanes()
+        self.pacer = NumberPacer(
+            default_rate=settings.sender_rate_per_s,
+            overrides=settings.sender_rate_overrides,
+            safety=settings.sender_rate_safety,
+        )
+        self.progress: dict[TopicPartition, PartitionProgress] = {}
+        self.committed: dict[TopicPartition, int] = {}
+        # Per owned partition: where its next owner must start rebuilding the ledger.
+        self.checkpoints: dict[int, LedgerCheckpoint] = {}
+        self.tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        # aiokafka may hand out records of a new partition before its assignment
+        # callback has finished; records wait here until their ledger is rebuilt.
+        self.gates: dict[int, asyncio.Event] = {}
+        # ...and it goes on handing out records of partitions being revoked while their
+        # revocation callback drains them. Those are not started here: the next owner
+        # reads them again from the committed offset (this sender too, if the partition
+        # comes back: aiokafka starts every new assignment from the committed offsets).
+        self.closing: set[TopicPartition] = set()
+        self.knowledge_ready = asyncio.Event()
+        self.consuming = asyncio.Event()
+        self.fatal: BaseException | None = None
+        self._results: KafkaResults | None = None
+        self._handler: CommandHandler | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._slots = asyncio.Semaphore(settings.sender_max_in_flight)
+        # The order commands were taken in; the pacer serves the oldest first.
+        self._intake = itertools.count()
+
+    @property
+    def ready(self) -> bool:
+        return self.knowledge_ready.is_set() and self.consuming.is_set() and self.fatal is None
+
+    def _build(self, producer: AIOKafkaProducer) -> CommandHandler:
+        self._results = KafkaResults(
+            producer, self.settings.topic_prefix, self.ledger, self.checkpoints, self.observer
+        )
+        ports = Ports(
+            knowledge=self.knowledge,
+            ledger=self.ledger,
+            lanes=self.lanes,
+            pacer=self.pacer,
+            api=self.graph,
+            out=self._results,
+            clock=SystemClock(),
+            metrics=self.metrics,
+            rng=self.rng,
+        )
+        return CommandHandler(self.settings, ports)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        # Large batches: an idempotent producer has one request in flight per partition,
+        # and 16 KB batches (the default) held only ~16 send events each.
+        producer = AIOKafkaProducer(
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=1024 * 1024,
+            client_id="mmbus-sender",
+            **self.settings.kafka_producer_options(),
+        )
+        await producer.start()
+        self._handler = self._build(producer)
+        knowledge = asyncio.create_task(
+            follow_knowledge(self.knowledge, self.settings, self.knowledge_ready, stop),
+            name="sender-knowledge",
+        )
+        try:
+            await _until(self.knowledge_ready.wait(), stop, knowledge)
+            if not stop.is_set():
+                await self._serve(stop)
+        finally:
+            knowledge.cancel()
+            await asyncio.gather(knowledge, return_exceptions=True)
+            await producer.stop()
+        if self.fatal is not None:
+            raise FatalSenderError(str(self.fatal)) from self.fatal
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        self._consumer = AIOKafkaConsumer(
+            self.commands_topic,
+            group_id=self.settings.sender_group_id,
+            client_id="mmbus-sender",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+            # aiokafka's default is the session timeout (10 s), shorter than a drain.
+            rebalance_timeout_ms=int(self.settings.sender_rebalance_timeout_s * 1000),
+            **self.settings.kafka_client_options(),
+        )
+        self._consumer.subscribe([self.commands_topic], listener=_Rebalance(self))
+        await self._consumer.start()
+        committer = asyncio.create_task(self._commit_loop(stop), name="sender-commits")
+        try:
+            await self._consume(stop)
+        finally:
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
+            await self.drain(list(self.progress))
+            await self._flush()
+            await self._commit()
+            await self._consumer.stop()
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        assert self._consumer is not None
+        self.consuming.set()
+        while not stop.is_set() and self.fatal is None:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=100)
+            for tp, records in batches.items():
+                for i, record in enumerate(records, 1):
+                    await self._slots.acquire()
+                    if tp in self.closing:
+                        self._slots.release()
+                        break
+                    self._start(tp, record)
+                    if i % 20 == 0:
+                        # Let admitted calls go out between chunks of intake: a long
+                        # intake turn would hold them back and bunch them at the API.
+                        await asyncio.sleep(0)
+
+    def _start(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        progress = self.progress.setdefault(tp, PartitionProgress(record.offset))
+        progress.started(record.offset)
+        self.metrics.in_flight.inc()
+        task = asyncio.create_task(self._process(tp, record, next(self._intake)))
+        self.tasks.setdefault(tp, set()).add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self.tasks.get(tp, set()).discard(t)
+            self._slots.release()
+            self.metrics.in_flight.dec()
+
+        task.add_done_callback(done)
+
+    def _gate(self, partition: int) -> asyncio.Event:
+        return self.gates.setdefault(partition, asyncio.Event())
+
+    async def _process(
+        self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], order: int
+    ) -> None:
+        assert self._handler is not None
+        try:
+            await self._gate(tp.partition).wait()
+            if self.observer is not None:
+                self.observer.command_taken(record)
+            await self._handler.handle(record, order)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Moving past this record could lose it: stop, and let the restart redo it.
+            log.exception(
+                "command failed unexpectedly; stopping",
+                offset=record.offset,
+                partition=tp.partition,
+            )
+            self.fatal = exc
+            return
+        progress = self.progress.get(tp)
+        if progress is not None:
+            progress.finished(record.offset)
+
+    # ---------------------------------------------------- rebalance, commits
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Fold each assigned partition's send events into the ledger before any command runs."""
+        self.closing.difference_update(assigned)
+        partitions = sorted(tp.partition for tp in assigned)
+        gates = [self._gate(p) for p in partitions]  # closed until the ledger is whole
+        if not partitions:
+            return
+        try:
+            rebuilt, count = await rebuild_ledger(self.ledger, self.settings, partitions)
+        except Exception as exc:
+            log.exception("ledger rebuild failed; stopping", partitions=partitions)
+            self.fatal = exc
+            return
+        self.checkpoints.update(rebuilt)
+        self.metrics.ledger_rebuild_events.inc(count)
+        for gate in gates:
+            gate.set()
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.closing.update(revoked)
+        for tp in revoked:
+            gate = self.gates.get(tp.partition)
+            if gate is not None and not gate.is_set():
+                # Never started: the partition's next owner will process them.
+                for task in self.tasks.get(tp, set()):
+                    task.cancel()
+        await self.drain(list(revoked))
+        await self._flush()
+        await self._commit()
+        for tp in revoked:
+            self.progress.pop(tp, None)
+            self.committed.pop(tp, None)
+            self.gates.pop(tp.partition, None)
+            self.checkpoints.pop(tp.partition, None)
+
+    async def drain(self, tps: list[TopicPartition], timeout_s: float | None = None) -> None:
+        """Let in-flight commands of these partitions finish; cancel what is still running.
+
+        A command still retrying after the partition moved on must not call the API
+        again: its next owner rebuilds the ledger and reports any open attempt as
+        send.indeterminate, so only one of the two may decide.
+        """
+        pending = [t for tp in tps for t in self.tasks.get(tp, set())]
+        limit = self.settings.sender_drain_timeout_s if timeout_s is None else timeout_s
+        cancelled = await drain_tasks(pending, limit_s=limit)
+        if cancelled:
+            log.warning("cancelled commands of revoked partitions", count=cancelled)
+
+    async def _flush(self) -> None:
+        """Every event already handed to the producer is durable before a partition moves on.
+
+        A command cancelled by the drain may have handed over its result without waiting
+        for the acknowledgement; if that record landed after the next owner rebuilt its
+        ledger, the next owner would report the open attempt as well: two results.
+        """
+        if self._results is not None:
+            await self._results.flush()
+
+    async def _commit_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self.settings.sender_commit_interval_s)
+            await self._commit()
+
+    async def _commit(self) -> None:
+        if self._consumer is None:
+            return
+        offsets: dict[TopicPartition, tuple[int, str]] = {}
+        for tp, progress in self.progress.items():
+            position = progress.committable()
+            checkpoint = self.checkpoints.get(tp.partition)
+            if position > self.committed.get(tp, -1) and checkpoint is not None:
+                offsets[tp] = (position, checkpoint_metadata(checkpoint.scan_from(position)))
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except Exception as exc:  # a rebalance in progress: the next tick commits
+            log.info("commit deferred", error=type(exc).__name__)
+            return
+        self.committed.update({tp: position for tp, (position, _) in offsets.items()})
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.sender.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.sender.on_assigned(assigned)
+
+
+async def drain_tasks(pending: list[asyncio.Task[None]], *, limit_s: float) -> int:
+    """Wait up to ``limit_s`` for the tasks; cancel the rest; how many were cancelled."""
+    if not pending:
+        return 0
+    _, still_running = await asyncio.wait(pending, timeout=limit_s)
+    for task in still_running:
+        task.cancel()
+    await asyncio.gather(*still_running, return_exceptions=True)
+    return len(still_running)
+
+
+async def _until(
+    awaitable: Coroutine[Any, Any, Any], stop: asyncio.Event, watch: asyncio.Task[None]
+) -> None:
+    """Wait for ``awaitable`` unless ``stop`` is set or ``watch`` dies first."""
+    main = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({main, stopper, watch}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (main, stopper):
+        if t not in done:
+            t.cancel()
+    if watch in done and watch.exception() is not None:
+        raise FatalSenderError(f"knowledge consumer failed: {watch.exception()}")
