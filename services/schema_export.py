@@ -2,7 +2,8 @@
 
 ``schemas/json/<type>.v<version>.schema.json``: JSON Schema (2020-12) per message
 type and version. ``schemas/asyncapi/{sender,ingest}.asyncapi.yaml``: AsyncAPI 3.0
-documents naming the channels (topics), keys, headers and messages. The files
+documents naming the channels (topics), keys, headers and messages, one per service:
+what it publishes (send operations) and what it consumes (receive operations). The files
 are committed; ``mmbus schemas export --check`` (and a test) fail on drift.
 """
 
@@ -17,9 +18,12 @@ import yaml
 
 from mmbus.contracts.catalogue import LATEST, MODELS, type_of, version_of
 from mmbus.contracts.envelope import Message
-from mmbus.contracts.topics import Stream, catalogue
+from mmbus.contracts.fields import INSTANT_PATTERN
+from mmbus.contracts.topics import Stream, TopicSpec, catalogue
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# How an AsyncAPI 3.0 document names that dialect in a multi-format schema object.
+SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
 SCHEMA_ID_BASE = "urn:mmbus:schema:"
 PACKAGE_VERSION = "0.1.0"
 
@@ -64,7 +68,7 @@ _CE_HEADERS: dict[str, Any] = {
         "ce_type": {"type": "string"},
         "ce_source": {"type": "string"},
         "ce_subject": {"type": "string"},
-        "ce_time": {"type": "string", "format": "date-time"},
+        "ce_time": {"type": "string", "format": "date-time", "pattern": INSTANT_PATTERN},
         "ce_schemaversion": {"type": "string", "description": "The message's schema version."},
         "ce_correlationid": {"type": "string"},
         "ce_causationid": {"type": "string"},
@@ -77,8 +81,12 @@ _CE_HEADERS: dict[str, Any] = {
 class ServiceDoc:
     name: str
     description: str
+    # Streams the service consumes: it receives every type they carry.
     receives: tuple[Stream, ...]
-    sends: tuple[Stream, ...]
+    # Message types the service itself publishes. A stream it writes may carry other
+    # services' types too (the sender and ingest both write `account` and `templates`);
+    # its document must not claim those.
+    produces: tuple[str, ...]
 
 
 SERVICES = (
@@ -97,7 +105,17 @@ SERVICES = (
             Stream.PREFERENCES,
             Stream.MESSAGE_STATUS,
         ),
-        sends=(Stream.SEND_EVENTS, Stream.ACCOUNT, Stream.TEMPLATES, Stream.DEAD_LETTERS),
+        produces=(
+            "send.attempted",
+            "send.accepted",
+            "send.failed",
+            "send.suppressed",
+            "send.rejected",
+            "send.indeterminate",
+            "account.onboarding_observed",
+            "template.category_observed",
+            "dead_letter.recorded",
+        ),
     ),
     ServiceDoc(
         name="ingest",
@@ -106,19 +124,28 @@ SERVICES = (
             "stream before answering 200, and normalises it into typed events."
         ),
         receives=(Stream.RAW_WEBHOOKS,),
-        sends=(
-            Stream.RAW_WEBHOOKS,
-            Stream.MESSAGE_STATUS,
-            Stream.MARKETING_CLICKS,
-            Stream.ACCOUNT,
-            Stream.PREFERENCES,
-            Stream.TEMPLATES,
-            Stream.INBOUND_MESSAGES,
-            Stream.UNRECOGNIZED,
-            Stream.DEAD_LETTERS,
+        produces=(
+            "webhook.received",
+            "message.status",
+            "marketing.link_clicked",
+            "account.updated",
+            "user.marketing_preference_changed",
+            "template.status_changed",
+            "template.category_changed",
+            "template.quality_changed",
+            "message.received",
+            "webhook.unrecognized",
+            "dead_letter.recorded",
         ),
     ),
 )
+CALLERS = "the services that ask mmbus to send (mmbus.publisher.send_template)"
+
+
+def producers(message_type: str) -> list[str]:
+    """Who publishes a message type: the services whose document sends it, or callers."""
+    found = [f"mmbus {s.name}" for s in SERVICES if message_type in s.produces]
+    return found or [CALLERS]
 
 
 def _channel_id(stream: Stream) -> str:
@@ -130,66 +157,88 @@ def _message_id(model: type[Message]) -> str:
     return f"{type_of(model)}.v{version_of(model)}"
 
 
-def _models_on(stream: Stream) -> list[type[Message]]:
-    """The newest version of each type the stream carries."""
-    spec = next(s for s in catalogue("", partitions=1) if s.stream is stream)
-    return [LATEST[t] for t in spec.carries if t in LATEST]
+def _specs() -> dict[Stream, TopicSpec]:
+    return {s.stream: s for s in catalogue("{prefix}", partitions=6)}
+
+
+def _models_on(stream: Stream, only: tuple[str, ...] | None = None) -> list[type[Message]]:
+    """The newest version of each type the stream carries (of ``only``, if given)."""
+    carries = _specs()[stream].carries
+    return [LATEST[t] for t in carries if t in LATEST and (only is None or t in only)]
+
+
+def _schema(schema: Any) -> dict[str, Any]:
+    # AsyncAPI 3.0's multi-format schema object: the default format would be AsyncAPI's
+    # own draft-07 dialect, and the files are JSON Schema 2020-12.
+    return {"schemaFormat": SCHEMA_FORMAT, "schema": schema}
+
+
+def _message(model: type[Message], spec: TopicSpec) -> dict[str, Any]:
+    by = " and ".join(producers(type_of(model)))
+    summary = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+    return {
+        "name": type_of(model),
+        "title": f"{type_of(model)} v{version_of(model)}",
+        "summary": summary,
+        "description": f"Published by {by}.",
+        "contentType": "application/json",
+        "headers": _schema(_CE_HEADERS),
+        "payload": _schema({"$ref": f"../json/{schema_file_name(model)}"}),
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "description": spec.key},
+                "bindingVersion": "0.5.0",
+            }
+        },
+    }
 
 
 def asyncapi(service: ServiceDoc) -> dict[str, Any]:
-    streams = list(dict.fromkeys(service.receives + service.sends))
-    specs = {s.stream: s for s in catalogue("{prefix}", partitions=6)}
+    specs = _specs()
+    written = [s for s, spec in specs.items() if set(spec.carries) & set(service.produces)]
+    # (action, stream, models): receive every type a consumed stream carries; send
+    # only the types this service publishes.
+    groups = [("receive", s, _models_on(s)) for s in service.receives] + [
+        ("send", s, _models_on(s, service.produces)) for s in written
+    ]
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    for stream in streams:
+    operations: dict[str, Any] = {}
+    for action, stream, models in groups:
         spec = specs[stream]
-        models = _models_on(stream)
-        for model in models:
-            messages[_message_id(model)] = {
-                "name": type_of(model),
-                "title": f"{type_of(model)} v{version_of(model)}",
-                "summary": (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else "",
-                "contentType": "application/json",
-                "headers": _CE_HEADERS,
-                "payload": {"$ref": f"../json/{schema_file_name(model)}"},
+        cid = _channel_id(stream)
+        channel = channels.setdefault(
+            cid,
+            {
+                "address": spec.name,
+                "description": f"Keyed by {spec.key}.",
+                "parameters": {
+                    "prefix": {"default": "mmbus.", "description": "MMBUS_TOPIC_PREFIX"}
+                },
+                "messages": {},
                 "bindings": {
                     "kafka": {
-                        "key": {"type": "string", "description": spec.key},
+                        "topic": spec.name,
+                        "partitions": spec.partitions,
+                        "topicConfiguration": {
+                            "cleanup.policy": [spec.config["cleanup.policy"]],
+                            "retention.ms": int(spec.config["retention.ms"]),
+                        },
                         "bindingVersion": "0.5.0",
                     }
                 },
+            },
+        )
+        for model in models:
+            messages[_message_id(model)] = _message(model, spec)
+            channel["messages"][_message_id(model)] = {
+                "$ref": f"#/components/messages/{_message_id(model)}"
             }
-        channels[_channel_id(stream)] = {
-            "address": spec.name,
-            "description": f"Keyed by {spec.key}.",
-            "parameters": {"prefix": {"default": "mmbus.", "description": "MMBUS_TOPIC_PREFIX"}},
-            "messages": {
-                _message_id(m): {"$ref": f"#/components/messages/{_message_id(m)}"} for m in models
-            },
-            "bindings": {
-                "kafka": {
-                    "topic": spec.name,
-                    "partitions": spec.partitions,
-                    "topicConfiguration": {
-                        "cleanup.policy": [spec.config["cleanup.policy"]],
-                        "retention.ms": int(spec.config["retention.ms"]),
-                    },
-                    "bindingVersion": "0.5.0",
-                }
-            },
+        operations[f"{action}{cid[0].upper()}{cid[1:]}"] = {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{cid}"},
+            "messages": [{"$ref": f"#/channels/{cid}/messages/{_message_id(m)}"} for m in models],
         }
-    operations: dict[str, Any] = {}
-    for action, group in (("receive", service.receives), ("send", service.sends)):
-        for stream in group:
-            cid = _channel_id(stream)
-            operations[f"{action}{cid[0].upper()}{cid[1:]}"] = {
-                "action": action,
-                "channel": {"$ref": f"#/channels/{cid}"},
-                "messages": [
-                    {"$ref": f"#/channels/{cid}/messages/{_message_id(m)}"}
-                    for m in _models_on(stream)
-                ],
-            }
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -200,7 +249,7 @@ def asyncapi(service: ServiceDoc) -> dict[str, Any]:
         "defaultContentType": "application/json",
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {"messages": dict(sorted(messages.items()))},
     }
 
 

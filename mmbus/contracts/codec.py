@@ -215,6 +215,10 @@ def decode(
                 version=version,
             )
     try:
+        if version < known:
+            # Valid for the version it claims, or an upcast could make it so: a v1
+            # record with a v2-only value must fail as the v1 schema says it does.
+            BY_TYPE_VERSION[(message_type, version)].model_validate(raw, context=context)
         current = upcast(raw)
         return LATEST[message_type].model_validate(current, context=context)
     except ValidationError as exc:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from mmbus.contracts.envelope import Frozen, Message
+from mmbus.contracts.fields import (
+    JSON_INTEGER,
+    MSISDN_INPUT_PATTERN,
+    GraphId,
+    Instant,
+    JsonBool,
+    JsonFloat,
+    JsonSchema,
+    LanguageCode,
+    TemplateName,
+    Uuid,
+)
 from mmbus.contracts.phone import digits_only, normalize_msisdn
 
 # Validation context key: the record is re-read from the log, not taken from a publisher.
 TRUSTED_LOG = "trusted_log"
-# Meta's template language codes: 'en', 'en_US', 'pt_BR', 'zh_HK', 'fil'.
-LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 # MM API message validity period (message_send_ttl_seconds): 12 hours to 30 days.
 TTL_MIN_S, TTL_MAX_S = 12 * 3600, 30 * 24 * 3600
 # Our guard on per_message_bid_multiplier; Meta validates the authoritative range.
@@ -29,22 +37,6 @@ ProductPolicy = Literal["CLOUD_API_FALLBACK", "STRICT"]
 Provider = Literal["meta", "360dialog"]
 
 
-def _uuid_text(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError as exc:
-        raise ValueError("must be a UUID (the idempotency key of the send)") from exc
-
-
-def _graph_id(value: str) -> str:
-    if not value.isdigit():
-        raise ValueError("must be a numeric Graph API id")
-    return value
-
-
-GraphId = Annotated[str, AfterValidator(_graph_id)]
-
-
 def _msisdn(value: str, info: ValidationInfo) -> str:
     if info.context and info.context.get(TRUSTED_LOG):
         # Re-reading our own log (projections, replay): the sender validated the number
@@ -53,25 +45,27 @@ def _msisdn(value: str, info: ValidationInfo) -> str:
     return normalize_msisdn(value)
 
 
-Msisdn = Annotated[str, AfterValidator(_msisdn)]
+# The pattern is what normalize_msisdn takes apart (separators, a 00 prefix, a digit
+# count); whether the number exists in its region only phonenumbers can say.
+Msisdn = Annotated[str, AfterValidator(_msisdn), JsonSchema(pattern=MSISDN_INPUT_PATTERN)]
 
 
 class TemplateLanguage(Frozen):
-    code: str = Field(description="Template language code, e.g. 'en' or 'en_US'.")
+    code: LanguageCode = Field(description="Template language code, e.g. 'en' or 'en_US'.")
     policy: Literal["deterministic"] | None = None
 
-    @field_validator("code")
-    @classmethod
-    def _code(cls, value: str) -> str:
-        if not LANGUAGE_CODE.match(value):
-            raise ValueError("must look like 'en' or 'en_US' (Meta's template language code)")
-        return value
+
+# Meta's component objects stay open; only the 'type' the sender relies on is checked.
+Component = Annotated[
+    dict[str, Any],
+    JsonSchema(required=["type"], properties={"type": {"type": "string"}}),
+]
 
 
 class TemplateRef(Frozen):
-    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
+    name: TemplateName
     language: TemplateLanguage
-    components: tuple[dict[str, Any], ...] = Field(
+    components: tuple[Component, ...] = Field(
         default=(), description="Template components, passed to Meta as given."
     )
     category: TemplateCategory | None = Field(
@@ -88,30 +82,34 @@ class TemplateRef(Frozen):
 
 
 class SendTemplateData(Frozen):
-    command_id: Annotated[str, AfterValidator(_uuid_text)] = Field(
-        description="UUID chosen by the caller; the idempotency key of the send."
+    command_id: Uuid = Field(
+        description="UUID chosen by the caller, stored lower-case; the idempotency key of the send."
     )
     waba_id: GraphId
     phone_number_id: GraphId = Field(description="The business phone number sending it.")
     provider: Provider = "meta"
-    to: Msisdn = Field(description="Recipient, international format; normalised to digits.")
+    to: Msisdn = Field(
+        description=(
+            "Recipient in international format, country code first; ' ', '(', ')', '.', '-', "
+            "'+' and a leading 00 are removed, leaving the digits. The sender also refuses a "
+            "number that is not valid in its region (per the phonenumbers library), which "
+            "the pattern cannot tell."
+        )
+    )
     template: TemplateRef
     route: Route = "auto"
     product_policy: ProductPolicy = "CLOUD_API_FALLBACK"
-    message_activity_sharing: bool | None = None
-    bid_multiplier: float | None = Field(
+    message_activity_sharing: JsonBool | None = None
+    bid_multiplier: JsonFloat | None = Field(
         default=None,
         ge=BID_MULTIPLIER_MIN,
         le=BID_MULTIPLIER_MAX,
         description="Sent as bid_spec.per_message_bid_multiplier (MM API only).",
     )
-    ttl_seconds: int | None = Field(
-        default=None,
-        ge=TTL_MIN_S,
-        le=TTL_MAX_S,
-        description="message_send_ttl_seconds: 12 hours to 30 days (MM API).",
+    ttl_seconds: Annotated[int, Field(ge=TTL_MIN_S, le=TTL_MAX_S), JSON_INTEGER] | None = Field(
+        default=None, description="message_send_ttl_seconds: 12 hours to 30 days (MM API)."
     )
-    not_after: AwareDatetime | None = Field(
+    not_after: Instant | None = Field(
         default=None, description="Deadline: not sent after this instant (suppressed instead)."
     )
     campaign_id: str | None = Field(default=None, max_length=200)

@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from mmbus.contracts.fields import Instant
 
 # Namespace of every id mmbus derives from content (uuid5), so that re-deriving
 # an event from the same webhook yields the same id and consumers can de-duplicate.
@@ -43,7 +45,9 @@ class Message(Frozen):
     )
     type: str
     version: int
-    time: AwareDatetime = Field(description="When it happened (UTC, ISO 8601).")
+    time: Instant = Field(
+        description="When it happened: RFC 3339 with its timezone; written in UTC (Z)."
+    )
     source: str = Field(description="Who produced it, e.g. 'mmbus/sender' or an upstream service.")
     subject: str = Field(description="The aggregate it is about: command id, wamid, WABA id...")
     correlation_id: str | None = Field(
@@ -58,6 +62,15 @@ class Message(Frozen):
     key_field: ClassVar[str] = ""
     # Events derived from several webhooks' content are keyed on these data fields.
     topic_stream: ClassVar[str] = ""
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: Any) -> Any:
+        # A Literal[1] alone takes true and 1.0; the codec's slow path and the schema's
+        # readers see no version there, and the fast path must not either.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("the version is a JSON integer")
+        return value
 
     @field_serializer("time")
     def _utc_time(self, value: datetime) -> str:

@@ -7,7 +7,9 @@ import re
 
 import phonenumbers
 
-_NOT_DIGITS = re.compile(r"[\s().+-]")
+# ASCII only, like fields.MSISDN_INPUT_PATTERN that states these rules in the JSON
+# Schema: other whitespace and non-ASCII digits ('٤٤') are refused, not converted.
+_NOT_DIGITS = re.compile(r"[ ().+-]")
 
 
 class InvalidPhoneNumberError(ValueError):
@@ -20,12 +22,12 @@ def normalize_msisdn(raw: str) -> str:
     Accepts '+44 7911 123456', '447911123456', '(+1) 650-555-0123'. A number is
     rejected when it does not parse or is not a valid number for its country.
     """
-    cleaned = _NOT_DIGITS.sub("", raw.strip())
+    cleaned = _NOT_DIGITS.sub("", raw)
     if cleaned.startswith("00"):
         cleaned = cleaned[2:]
     if not cleaned:
         raise InvalidPhoneNumberError("is empty; give the number in international format")
-    if not cleaned.isdigit():
+    if not (cleaned.isascii() and cleaned.isdigit()):
         raise InvalidPhoneNumberError(f"{raw!r} has characters other than digits and separators")
     try:
         parsed = phonenumbers.parse("+" + cleaned, None)
@@ -73,9 +75,14 @@ def _region_if_valid(parsed: phonenumbers.PhoneNumber, national: str) -> str | N
     return None
 
 
+# Any whitespace: commands in the log from before the ASCII-only rule were accepted
+# with it, and re-reading them must give the number the sender used.
+_LOGGED_SEPARATORS = re.compile(r"[\s().+-]")
+
+
 def digits_only(raw: str) -> str:
     """The separators and a leading 00 removed, without the library's validity check."""
-    cleaned = _NOT_DIGITS.sub("", raw.strip())
+    cleaned = _LOGGED_SEPARATORS.sub("", raw.strip())
     return cleaned[2:] if cleaned.startswith("00") else cleaned
 
 

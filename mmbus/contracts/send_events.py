@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from mmbus.contracts.commands import ProductPolicy, Provider
 from mmbus.contracts.envelope import Frozen, Message
+from mmbus.contracts.fields import (
+    GraphId,
+    Instant,
+    JsonBool,
+    JsonInt,
+    LanguageCode,
+    MsisdnDigits,
+    TemplateName,
+    Uuid,
+)
 
 Endpoint = Literal["marketing_messages", "messages"]
 SuppressionRule = Literal[
@@ -32,27 +42,29 @@ class Decision(Frozen):
 
 
 class SendRef(Frozen):
-    command_id: str
-    waba_id: str
-    phone_number_id: str
-    to: str
+    """What a send event repeats of its command, as the validated command had it."""
+
+    command_id: Uuid
+    waba_id: GraphId
+    phone_number_id: GraphId
+    to: MsisdnDigits = Field(description="The recipient, normalised: digits, country code first.")
     provider: Provider = "meta"
     campaign_id: str | None = None
-    template_name: str | None = None
-    template_language: str | None = None
+    template_name: TemplateName | None = None
+    template_language: LanguageCode | None = None
 
 
 class SendAttemptedData(SendRef):
-    attempt: int = Field(ge=1)
+    attempt: JsonInt = Field(ge=1)
     decision: Decision
 
 
 class SendAcceptedDataV1(SendRef):
-    attempt: int = Field(ge=1)
+    attempt: JsonInt = Field(ge=1)
     decision: Decision
     wamid: str
     wa_id: str | None = None
-    http_status: int
+    http_status: JsonInt
 
 
 class SendAcceptedData(SendAcceptedDataV1):
@@ -61,25 +73,27 @@ class SendAcceptedData(SendAcceptedDataV1):
     message_status: Literal["accepted", "held_for_quality_assessment"] | str | None = Field(
         default=None, description="None when unknown (events written as v1)."
     )
-    requested_at: AwareDatetime | None = Field(
+    requested_at: Instant | None = Field(
         default=None, description="When the accepted call left the sender (None before v2)."
     )
 
 
 class ApiError(Frozen):
-    code: int | None = None
+    code: JsonInt | None = None
     title: str | None = None
     message: str | None = None
     details: str | None = None
-    http_status: int | None = None
+    http_status: JsonInt | None = None
     fbtrace_id: str | None = None
 
 
 class SendFailedData(SendRef):
-    attempt: int = Field(ge=1)
+    attempt: JsonInt = Field(ge=1)
     decision: Decision
     error: ApiError
-    retryable: bool = Field(description="True if it failed only after the retry budget ran out.")
+    retryable: JsonBool = Field(
+        description="True if it failed only after the retry budget ran out."
+    )
 
 
 class SendSuppressedData(SendRef):
@@ -89,8 +103,14 @@ class SendSuppressedData(SendRef):
 
 
 class SendRejectedData(Frozen):
-    command_id: str | None = Field(description="None when the command id itself was unreadable.")
-    phone_number_id: str | None = None
+    # Not a Uuid nor a GraphId: for an invalid command these are what it carried.
+    command_id: str | None = Field(
+        description="The command's command_id as it was sent, even when invalid; "
+        "None when unreadable."
+    )
+    phone_number_id: str | None = Field(
+        default=None, description="The command's phone_number_id as it was sent, even when invalid."
+    )
     reason: str
     errors: tuple[str, ...] = ()
     dead_letter_topic: str | None = Field(
@@ -102,7 +122,7 @@ class SendRejectedData(Frozen):
 
 
 class SendIndeterminateDataV1(SendRef):
-    attempt: int = Field(ge=1)
+    attempt: JsonInt = Field(ge=1)
     decision: Decision
     cause: Literal["read_timeout_after_send", "attempt_without_result_on_restart"]
     detail: str
@@ -119,7 +139,7 @@ IndeterminateCause = Literal[
 class SendIndeterminateData(SendRef):
     """v2 names why the outcome is unknown; v1 called every in-call case a read timeout."""
 
-    attempt: int = Field(ge=1)
+    attempt: JsonInt = Field(ge=1)
     decision: Decision
     cause: IndeterminateCause
     detail: str

@@ -1,43 +1,41 @@
 """Events ingest derives from Meta's webhooks, and the raw webhook record itself.
 
-Shapes that mirror Meta's payloads are :class:`MetaShape`: unknown fields are kept.
-Meta sends timestamps as strings or integers of epoch seconds; both are accepted.
+Shapes that mirror Meta's payloads are :class:`MetaShape`: unknown fields are kept,
+and their values are taken as Meta sends them. Meta sends timestamps as strings or
+integers of epoch seconds; both are accepted, beside RFC 3339 date-times.
 """
 
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from mmbus.contracts.envelope import Frozen, Message, MetaShape
-
-
-def meta_time(value: Any) -> Any:
-    """Meta timestamps: epoch seconds as an integer or a string of digits, else left alone."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str) and value.strip().isdigit():
-        return datetime.fromtimestamp(int(value.strip()), UTC)
-    return value
-
-
-MetaTimestamp = Annotated[AwareDatetime, BeforeValidator(meta_time)]
+from mmbus.contracts.fields import (
+    JSON_INTEGER,
+    GraphId,
+    Instant,
+    JsonInt,
+    LanguageCode,
+    MetaTimestamp,
+    TemplateName,
+)
+from mmbus.contracts.fields import meta_time as meta_time  # ingest's import of it
 
 
 # ------------------------------------------------------------------ raw record
 class WebhookReceivedData(Frozen):
     """A webhook body exactly as received, with what ingest knew when it took it."""
 
-    received_at: AwareDatetime
+    received_at: Instant
     source: Literal["meta", "360dialog"] = "meta"
     path: str
     body: str = Field(description="The body: UTF-8 text, or base64 when it was not UTF-8.")
     body_encoding: Literal["utf-8", "base64"] = "utf-8"
     signature: Literal["valid", "invalid", "missing", "not_required"]
-    signature_key_index: int | None = Field(
+    signature_key_index: Annotated[int, Field(ge=0), JSON_INTEGER] | None = Field(
         default=None, description="Which configured app secret verified it (rotation)."
     )
     content_type: str | None = None
@@ -156,7 +154,9 @@ class AccountUpdated(Message):
 
 
 class AccountOnboardingObservedData(Frozen):
-    waba_id: str
+    """The sender's own record; the values after ``waba_id`` are the Graph API's answer."""
+
+    waba_id: GraphId
     marketing_messages_onboarding_status: str | None = Field(
         description="As the Graph API answered, e.g. ONBOARDED, ELIGIBLE, NOT_ELIGIBLE."
     )
@@ -245,9 +245,11 @@ class TemplateQualityChanged(_TemplateEvent):
 
 
 class TemplateCategoryObservedData(Frozen):
-    waba_id: str
-    name: str
-    language: str
+    """The sender's own record of a template of a validated command, and Graph's answer."""
+
+    waba_id: GraphId
+    name: TemplateName
+    language: LanguageCode
     template_id: str | None = None
     category: str = Field(description="As the Graph API answered: MARKETING, UTILITY, ...")
     observed_via: Literal["graph_api"] = "graph_api"
@@ -309,8 +311,9 @@ class WebhookUnrecognized(Message):
 # ------------------------------------------------------------- dead letters
 class DeadLetterRecordedData(Frozen):
     source_topic: str
-    partition: int
-    offset: int
+    # -1: the bytes never were a Kafka record (ingest's unreadable webhook bodies).
+    partition: JsonInt = Field(ge=-1)
+    offset: JsonInt = Field(ge=-1)
     key_b64: str | None = None
     value_b64: str | None
     headers: tuple[tuple[str, str], ...] = Field(

@@ -209,6 +209,15 @@ def test_bad_records_are_typed_failures_with_reasons(
     assert detail in result.detail + " ".join(result.errors)
 
 
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_a_version_that_is_not_an_integer_fails_on_the_fast_path_too(version: Any) -> None:
+    envelope = {**EXAMPLES["send.template.v1"], "version": version}
+    headers = [("ce_type", b"send.template"), ("ce_schemaversion", b"1")]
+    for result in (decode(orjson.dumps(envelope)), decode(orjson.dumps(envelope), headers)):
+        assert isinstance(result, DecodeFailure)
+        assert result.reason == "not_an_envelope"
+
+
 def test_invalid_phone_number_is_reported_by_field() -> None:
     envelope = dict(EXAMPLES["send.template.v1"])
     envelope["data"] = {**envelope["data"], "to": "12345"}

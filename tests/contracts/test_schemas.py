@@ -11,9 +11,17 @@ from typing import Any
 import orjson
 import yaml
 
-from mmbus.contracts.catalogue import MODELS
-from services.schema_export import drift, schema_file_name, schema_id
-from tests.contracts.examples import SCHEMAS
+from mmbus.contracts.catalogue import LATEST, MODELS
+from mmbus.contracts.topics import catalogue
+from services.schema_export import (
+    SCHEMA_FORMAT,
+    SERVICES,
+    drift,
+    producers,
+    schema_file_name,
+    schema_id,
+)
+from tests.contracts.examples import SCHEMAS, load_examples
 
 
 def _export(*args: str) -> subprocess.CompletedProcess[str]:
@@ -91,3 +99,47 @@ def test_asyncapi_documents_are_3_0_and_every_reference_resolves() -> None:
     sender = yaml.safe_load((SCHEMAS / "asyncapi" / "sender.asyncapi.yaml").read_text())
     assert sender["channels"]["sendCommands"]["address"] == "{prefix}send.commands"
     assert "send.template.v1" in sender["channels"]["sendCommands"]["messages"]
+
+
+def _operation_types(doc: dict[str, Any], action: str) -> set[str]:
+    return {
+        ref["$ref"].rsplit("/", 1)[1].rsplit(".v", 1)[0]
+        for op in doc["operations"].values()
+        if op["action"] == action
+        for ref in op["messages"]
+    }
+
+
+def test_each_asyncapi_document_sends_only_what_its_service_produces() -> None:
+    for service in SERVICES:
+        doc = yaml.safe_load((SCHEMAS / "asyncapi" / f"{service.name}.asyncapi.yaml").read_text())
+        sent, received = _operation_types(doc, "send"), _operation_types(doc, "receive")
+        assert sent == set(service.produces), service.name
+        consumed = [s for s in catalogue("", partitions=1) if s.stream in service.receives]
+        assert received == {t for s in consumed for t in s.carries}, service.name
+        # Nothing else is mentioned: a channel lists what the service sends or receives.
+        listed = {name.rsplit(".v", 1)[0] for name in doc["components"]["messages"]}
+        assert listed == sent | received, service.name
+        for channel in doc["channels"].values():
+            assert {m.rsplit(".v", 1)[0] for m in channel["messages"]} <= listed
+        for name, message in doc["components"]["messages"].items():
+            assert message["payload"]["schemaFormat"] == SCHEMA_FORMAT, name
+            assert message["headers"]["schemaFormat"] == SCHEMA_FORMAT, name
+            by = " and ".join(producers(message["name"]))
+            assert message["description"] == f"Published by {by}.", name
+    ingest = (SCHEMAS / "asyncapi" / "ingest.asyncapi.yaml").read_text()
+    assert "account.onboarding_observed" not in ingest
+    assert "template.category_observed" not in ingest
+
+
+def test_every_message_type_has_its_producers_and_examples_agree() -> None:
+    examples = load_examples()
+    for message_type in LATEST:
+        by = [s.name for s in SERVICES if message_type in s.produces]
+        if message_type == "send.template":
+            assert by == [], "commands come from the callers, not from an mmbus service"
+        else:
+            assert by, f"no service document publishes {message_type}"
+        sources = {e["source"] for e in examples.values() if e["type"] == message_type}
+        if len(by) == 1:
+            assert sources == {f"mmbus/{by[0]}"}, message_type
