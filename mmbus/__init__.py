@@ -13,10 +13,37 @@ It installs with light dependencies (pydantic, orjson, aiokafka, phonenumbers,
 FastStream); the services come with the ``services`` extra.
 """
 
-from mmbus.connection import KafkaConnection
-from mmbus.contracts.codec import DecodeFailure, KafkaRecord, decode, encode
-from mmbus.contracts.topics import Stream
-from mmbus.publisher import SendCommandPublisher, send_template
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mmbus.connection import KafkaConnection
+    from mmbus.contracts.codec import DecodeFailure, KafkaRecord, decode, encode
+    from mmbus.contracts.topics import Stream
+    from mmbus.publisher import SendCommandPublisher, send_template
+
+# Loaded on first use, so importing one module of the library (the codec, the folds)
+# does not start importing the Kafka client: the sender's handler stays free of it.
+_EXPORTS = {
+    "KafkaConnection": "mmbus.connection",
+    "DecodeFailure": "mmbus.contracts.codec",
+    "KafkaRecord": "mmbus.contracts.codec",
+    "decode": "mmbus.contracts.codec",
+    "encode": "mmbus.contracts.codec",
+    "Stream": "mmbus.contracts.topics",
+    "SendCommandPublisher": "mmbus.publisher",
+    "send_template": "mmbus.publisher",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mmbus' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "DecodeFailure",

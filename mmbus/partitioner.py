@@ -11,11 +11,13 @@ import functools
 import random
 from collections.abc import Sequence
 
-from aiokafka.partitioner import murmur2
-
 
 @functools.lru_cache(maxsize=65_536)
 def _positive_hash(key: bytes) -> int:
+    # Imported here: settings import this module, and code that only reads settings
+    # (the sender's handler) must not pull in the Kafka client.
+    from aiokafka.partitioner import murmur2
+
     return int(murmur2(key)) & 0x7FFFFFFF
 
 

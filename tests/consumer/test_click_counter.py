@@ -21,7 +21,7 @@ from examples.click_counter import ClickCounter, ClickTally, evolve
 from mmbus import KafkaConnection, Stream, encode
 from mmbus.consumer import EventConsumer
 from mmbus.contracts.envelope import Message
-from mmbus.contracts.send_events import SendAccepted, SendAttempted
+from mmbus.contracts.send_events import SendAccepted, SendAcceptedV1, SendAttempted
 from mmbus.contracts.webhook_events import DeadLetterRecorded
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
@@ -177,7 +177,8 @@ def _accepted_v1(n: int) -> tuple[bytes, list[tuple[str, bytes]]]:
     record = encode(ev.accepted(n))
     envelope = orjson.loads(record.value)
     envelope["version"] = 1
-    del envelope["data"]["message_status"]
+    v1_fields = SendAcceptedV1.model_fields["data"].annotation.model_fields  # type: ignore[union-attr]
+    envelope["data"] = {k: v for k, v in envelope["data"].items() if k in v1_fields}
     headers = [(k, b"1" if k == "ce_schemaversion" else v) for k, v in record.headers]
     return orjson.dumps(envelope), headers
 
