@@ -151,7 +151,7 @@ class CommandHandler:
         last_error = ApiError(message="no attempt made")
         attempt = earlier
         for attempt in range(earlier + 1, earlier + 1 + settings.sender_max_attempts):
-            depth = p.metrics.queue_depth.labels(data.phone_number_id)
+            depth = p.metrics.waiting(data.phone_number_id)
             depth.inc()
             try:
                 waited = await p.pacer.acquire(data.phone_number_id, order)
@@ -168,7 +168,7 @@ class CommandHandler:
             result, seconds = await p.api.send(
                 data.provider, data.phone_number_id, plan.endpoint, plan.body
             )
-            p.metrics.http_latency.labels(plan.endpoint).observe(seconds)
+            p.metrics.call_took(plan.endpoint, seconds)
             if isinstance(result, Delivered):
                 p.pacer.succeeded(data.phone_number_id)
                 p.lanes.sent(lane, p.clock.monotonic())

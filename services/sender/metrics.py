@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -49,5 +51,24 @@ class SenderMetrics:
             registry=self.registry,
         )
 
+        # Label children by their values: ``labels()`` validates and hashes its arguments
+        # on every call, and the send path asks for the same few children thousands of times.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def count(self, route: str | None, outcome: str, code: int | str | None) -> None:
-        self.sends.labels(route or "none", outcome, "" if code is None else str(code)).inc()
+        code_label = "" if code is None else str(code)
+        self._child(self.sends, route or "none", outcome, code_label).inc()
+
+    def waiting(self, number: str) -> Any:
+        """The queue-depth gauge of one business number."""
+        return self._child(self.queue_depth, number)
+
+    def call_took(self, endpoint: str, seconds: float) -> None:
+        self._child(self.http_latency, endpoint).observe(seconds)
