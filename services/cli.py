@@ -582,6 +582,7 @@ def run(
                 f"simulator {stack.simulator_url} | query API {stack.query_url} | "
                 f"logs {stack.workdir}"
             )
+            click.echo(f"console: open {stack.query_url}/#/campaigns/{campaign} in a browser")
 
             async def publish() -> None:
                 async with SendCommandPublisher.from_settings(settings) as publisher:
@@ -596,7 +597,10 @@ def run(
             click.echo(f"try: curl {stack.query_url}/v1/campaigns/{campaign}/funnel")
             if exit_when_settled:
                 return
-            click.echo("the query API stays up; Ctrl-C stops everything.")
+            click.echo(
+                f"the console ({stack.query_url}/) and the query API stay up; "
+                "Ctrl-C stops everything."
+            )
             while True:
                 stack.check_alive()
                 time.sleep(1)

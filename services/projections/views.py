@@ -6,7 +6,7 @@ and the live display of ``mmbus run``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -44,10 +44,29 @@ def funnel(
     return {
         "campaign_id": campaign_id,
         "funnel": stages,
+        "rates": rates(stages),
         "billable_by_category": dict(sorted(billing.items())),
         "by_route": {k: _plain(v) for k, v in sorted(by_route.items())},
         "by_template": {k: _plain(v) for k, v in sorted(by_template.items())},
         "by_day": {k: _plain(v) for k, v in sorted(by_day.items())},
+    }
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def rates(stages: Mapping[str, int]) -> dict[str, float | None]:
+    """Each stage as a share of the one it follows; a click or a failure of what was sent.
+
+    None, not 0, when nothing reached the stage before: "no rate yet" is not "0 %".
+    """
+    return {
+        "accepted": _share(stages.get("accepted", 0), stages.get("requested", 0)),
+        "delivered": _share(stages.get("delivered", 0), stages.get("accepted", 0)),
+        "read": _share(stages.get("read", 0), stages.get("delivered", 0)),
+        "clicked": _share(stages.get("clicked", 0), stages.get("delivered", 0)),
+        "failed": _share(stages.get("failed", 0), stages.get("requested", 0)),
     }
 
 

@@ -149,7 +149,9 @@ async def test_query_api_answers_from_the_store(
     assert (clicks["clicks"], clicks["campaign_id"]) == (4, "spring")
     assert bad.status_code == 400
     assert "ISO 8601" in bad.json()["error"]
+    assert bad.json()["parameter"] == "since"
     assert missing.status_code == 404
+    assert missing.json() == {"error": "no message with command id or wamid nope"}
     assert later.status_code == 404
 
 
