@@ -111,6 +111,7 @@ class CommandHandler:
             if isinstance(outcome, LookUp):
                 error = await self.lookups.answer(outcome.what, command)
                 if error is not None:
+                    self.ports.metrics.count(None, "failed", f"{outcome.what}_lookup")
                     decision = Decision(endpoint=None, reasons=(error.message or "",))
                     await self._fail(record, command, decision, error, 0, retryable=True)
                     return
@@ -128,6 +129,7 @@ class CommandHandler:
                 continue
             break
         else:
+            self.ports.metrics.count(None, "failed", "undecided")
             decision = Decision(endpoint=None, reasons=("lookups did not settle",))
             error = ApiError(message="could not decide")
             await self._fail(record, command, decision, error, 0, retryable=True)
@@ -173,26 +175,26 @@ class CommandHandler:
                 p.pacer.succeeded(data.phone_number_id)
                 p.lanes.sent(lane, p.clock.monotonic())
                 p.knowledge.template_used(data, p.clock.now())
-                p.metrics.count(plan.endpoint, "accepted", None)
+                p.metrics.count(plan.endpoint, "accepted")
                 done = results.accepted(command, tried, result, requested_at, p.clock.now())
                 await p.out.about(done, record)
                 return
             if isinstance(result, Unknown):
-                p.metrics.count(plan.endpoint, "indeterminate", None)
+                p.metrics.count(plan.endpoint, "indeterminate")
                 log.warning("ambiguous send", command_id=data.command_id, detail=result.detail)
                 event = results.indeterminate(command, tried, result, p.clock.now())
                 await p.out.about(event, record)
                 return
             if isinstance(result, Fail):
-                p.metrics.count(plan.endpoint, "failed", result.error.code)
+                p.metrics.failed_with(plan.endpoint, "failed", result.error)
                 await self._fail(
                     record, command, plan.decision, result.error, attempt, retryable=False
                 )
                 return
             last_error = result.error
-            p.metrics.count(plan.endpoint, "retried", result.error.code)
+            p.metrics.failed_with(plan.endpoint, "retried", result.error)
             await self._wait_to_retry(result, data.phone_number_id, attempt - earlier)
-        p.metrics.count(plan.endpoint, "failed", last_error.code)
+        p.metrics.failed_with(plan.endpoint, "failed", last_error)
         await self._fail(record, command, plan.decision, last_error, attempt, retryable=True)
 
     async def _wait_to_retry(self, result: Retry, number: str, tries: int) -> None:

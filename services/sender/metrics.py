@@ -4,16 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from mmbus.contracts.send_events import ApiError
+
+
+def error_reason(error: ApiError) -> str:
+    """A bounded label for an API error: its Graph code, else its HTTP status, else transport."""
+    if error.code is not None:
+        return str(error.code)
+    if error.http_status is not None:
+        return f"http_{error.http_status}"
+    return "transport"
 
 
 class SenderMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # process_* (CPU, memory, open files): what an operator checks first.
+        ProcessCollector(registry=self.registry)
         self.sends = Counter(
             "mmbus_sender_sends_total",
-            "Send outcomes by route, outcome and Graph error code.",
-            ["route", "outcome", "code"],
+            "Send outcomes by route, outcome and reason (the Graph error code, http_<status> "
+            "or transport for a failure or retry; the rule or reason of a suppression or "
+            "rejection; none for accepted and indeterminate).",
+            ["route", "outcome", "reason"],
             registry=self.registry,
         )
         self.in_flight = Gauge(
@@ -45,7 +60,7 @@ class SenderMetrics:
         )
 
         self.ledger_rebuild_events = Counter(
-            "mmbus_sender_ledger_rebuild_events",
+            "mmbus_sender_ledger_rebuild_events_total",
             "Send events read to rebuild the ledger on assignment (from each partition's "
             "checkpoint, not the whole log).",
             registry=self.registry,
@@ -62,9 +77,11 @@ class SenderMetrics:
             child = self._children[key] = metric.labels(*values)
         return child
 
-    def count(self, route: str | None, outcome: str, code: int | str | None) -> None:
-        code_label = "" if code is None else str(code)
-        self._child(self.sends, route or "none", outcome, code_label).inc()
+    def count(self, route: str | None, outcome: str, reason: str | None = None) -> None:
+        self._child(self.sends, route or "none", outcome, reason or "none").inc()
+
+    def failed_with(self, route: str | None, outcome: str, error: ApiError) -> None:
+        self.count(route, outcome, error_reason(error))
 
     def waiting(self, number: str) -> Any:
         """The queue-depth gauge of one business number."""

@@ -259,6 +259,11 @@ async def test_a_failing_lookup_fails_the_command_as_retryable() -> None:
     assert "lookup failed" in (w.results.written[0].data.error.message or "")
     assert len(w.api.lookups) == 3, "asked three times, with backoff, then gave up"
     assert w.api.sends == []
+    failed = w.handler.ports.metrics.registry.get_sample_value(
+        "mmbus_sender_sends_total",
+        {"route": "none", "outcome": "failed", "reason": "waba_onboarding_lookup"},
+    )
+    assert failed == 1.0, "a send lost to a failed look-up has its series"
 
 
 async def test_a_template_without_category_is_looked_up_and_an_unknown_one_fails() -> None:

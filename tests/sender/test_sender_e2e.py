@@ -246,7 +246,7 @@ async def test_metrics_health_and_readiness(
     assert ready.json()["knowledge_caught_up"] is True
     assert health.json() == {"status": "ok"}
     assert (
-        'mmbus_sender_sends_total{code="",outcome="accepted",route="marketing_messages"} 1.0'
+        'mmbus_sender_sends_total{outcome="accepted",reason="none",route="marketing_messages"} 1.0'
         in metrics
     )
     for name in (
