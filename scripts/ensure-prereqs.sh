@@ -17,6 +17,8 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   missing+=(postgresql)
 fi
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# promtool (Debian's prometheus package): the alert rules are checked and unit-tested.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # Node.js and npm: the contract tests check the JSON Schemas with ajv, as JavaScript teams do.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
