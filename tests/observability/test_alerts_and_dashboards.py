@@ -67,3 +67,21 @@ def test_dashboards_are_grafana_json_that_query_mmbus_metrics() -> None:
         assert len(ids) == len(set(ids)), f"{path.name}: panel ids are unique"
     for where, expr in expressions().items():
         assert referenced(expr), f"{where} queries no mmbus or process metric: {expr}"
+
+
+def test_the_compose_observability_profile_mounts_what_exists_and_scrapes_served_ports() -> None:
+    root = ALERTS.parents[2]
+    compose = yaml.safe_load((root / "compose.yaml").read_text())["services"]
+    for name in ("prometheus", "grafana"):
+        assert compose[name]["profiles"] == ["observability"], "optional: off by default"
+        for volume in compose[name]["volumes"]:
+            source = volume.split(":")[0]
+            assert (root / source).exists(), f"{name} mounts {source}, which is not there"
+    scrape = yaml.safe_load((root / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    for job in scrape["scrape_configs"]:
+        for target in job["static_configs"][0]["targets"]:
+            host, port = target.split(":")
+            published = {str(p).rsplit(":", 1)[1] for p in compose[host].get("ports", [])}
+            assert port in published, (
+                f"{job['job_name']} scrapes {target}; {host} serves {published}"
+            )
