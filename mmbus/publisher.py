@@ -31,11 +31,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
+from opentelemetry.trace import SpanKind
 
 from mmbus.connection import KafkaConnection
 from mmbus.contracts.codec import encode
 from mmbus.contracts.commands import SendTemplate, SendTemplateData
 from mmbus.contracts.topics import Stream
+from mmbus.tracing import inject, tracer
 
 
 def send_template(
@@ -134,20 +136,42 @@ class SendCommandPublisher:
             await self._producer.stop()
 
     async def publish(self, command: SendTemplate) -> RecordMetadata:
-        """Write one command; returns once the broker acknowledged it (acks=all)."""
-        record = encode(command)
-        return await self._producer.send_and_wait(
-            self._topic, value=record.value, key=record.key, headers=record.headers
-        )
+        """Write one command; returns once the broker acknowledged it (acks=all).
+
+        With an OpenTelemetry SDK configured, a ``send.template publish`` span starts
+        (or continues) the command's trace and its context travels in the headers.
+        """
+        with _publish_span(command):
+            record = encode(command)
+            return await self._producer.send_and_wait(
+                self._topic, value=record.value, key=record.key, headers=inject(record.headers)
+            )
 
     async def publish_many(self, commands: list[SendTemplate]) -> list[RecordMetadata]:
         """Write many commands pipelined; returns when every one is acknowledged."""
         futures = []
         for command in commands:
-            record = encode(command)
-            futures.append(
-                await self._producer.send(
-                    self._topic, value=record.value, key=record.key, headers=record.headers
+            with _publish_span(command):
+                record = encode(command)
+                futures.append(
+                    await self._producer.send(
+                        self._topic,
+                        value=record.value,
+                        key=record.key,
+                        headers=inject(record.headers),
+                    )
                 )
-            )
         return [await f for f in futures]
+
+
+def _publish_span(command: SendTemplate) -> Any:
+    return tracer.start_as_current_span(
+        "send.template publish",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "mmbus.command_id": command.data.command_id,
+            "mmbus.campaign_id": command.data.campaign_id or "",
+        },
+    )

@@ -16,21 +16,30 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import orjson
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from mmbus.contracts.codec import DecodeFailure, decode
 from mmbus.contracts.commands import SendTemplate
 from mmbus.contracts.send_events import ApiError, Decision
 from mmbus.contracts.topics import Stream, topic_name
 from mmbus.dead_letters import dead_letter
+from mmbus.tracing import extract, tracer
 from services.common.logging import get_logger
-from services.sender import results
+from services.sender import results, spans
 from services.sender.knowledge import Knowledge
 from services.sender.lanes import Lanes
 from services.sender.ledger import Ledger
 from services.sender.lookups import Lookups
 from services.sender.metrics import SenderMetrics
-from services.sender.outcomes import Delivered, Fail, Retry, Unknown, backoff_s, pair_wait_s
+from services.sender.outcomes import (
+    Delivered,
+    Fail,
+    Retry,
+    Unknown,
+    backoff_s,
+    pair_wait_s,
+)
 from services.sender.ports import Api, Clock, CommandRecord, Pacer, Results
 from services.sender.routing import Hold, LookUp, Reject, RoutingPolicy, Send, Suppress, route
 from services.sender.settings import SenderSettings
@@ -77,6 +86,21 @@ class CommandHandler:
             await self._reject_unreadable(record, failure)
             return
         data = message.data
+        with tracer.start_as_current_span(
+            "send.template process",
+            context=extract(record.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.kafka.offset": record.offset,
+                "mmbus.command_id": data.command_id,
+            },
+        ):
+            await self._handle(record, message, order)
+
+    async def _handle(self, record: CommandRecord, message: SendTemplate, order: int) -> None:
+        data = message.data
         ledger = self.ports.ledger
         entry = ledger.get(data.command_id)
         if entry.terminal or entry.in_flight:
@@ -96,6 +120,28 @@ class CommandHandler:
             entry.in_flight = False
 
     async def _decide(self, record: CommandRecord, command: SendTemplate, order: int) -> None:
+        with tracer.start_as_current_span("send.decide") as span:
+            outcome = await self._decision(record, command)
+            if outcome is None:
+                return
+            span.set_attribute("mmbus.decision", type(outcome).__name__.lower())
+        clock = self.ports.clock
+        if isinstance(outcome, Suppress):
+            self.ports.metrics.count(None, "suppressed", outcome.rule)
+            spans.outcome("send.suppressed", reason=outcome.rule)
+            await self.ports.out.about(results.suppressed(command, outcome, clock.now()), record)
+        elif isinstance(outcome, Reject):
+            self.ports.metrics.count(None, "rejected", outcome.reason)
+            spans.outcome("send.rejected", reason=outcome.reason)
+            await self.ports.out.about(results.rejected(command, outcome, clock.now()), record)
+        else:
+            trace.get_current_span().set_attribute("mmbus.route", outcome.endpoint)
+            await self._send(record, command, outcome, order)
+
+    async def _decision(
+        self, record: CommandRecord, command: SendTemplate
+    ) -> Send | Suppress | Reject | None:
+        """Route, looking up and holding as needed; None when it failed (already reported)."""
         data, clock, knowledge = command.data, self.ports.clock, self.ports.knowledge
         held_since: datetime | None = None
         for _ in range(DECISION_ROUNDS):
@@ -114,7 +160,7 @@ class CommandHandler:
                     self.ports.metrics.count(None, "failed", f"{outcome.what}_lookup")
                     decision = Decision(endpoint=None, reasons=(error.message or "",))
                     await self._fail(record, command, decision, error, 0, retryable=True)
-                    return
+                    return None
                 continue
             if isinstance(outcome, Hold):
                 held_since = held_since or clock.now()
@@ -133,16 +179,9 @@ class CommandHandler:
             decision = Decision(endpoint=None, reasons=("lookups did not settle",))
             error = ApiError(message="could not decide")
             await self._fail(record, command, decision, error, 0, retryable=True)
-            return
-
-        if isinstance(outcome, Suppress):
-            self.ports.metrics.count(None, "suppressed", outcome.rule)
-            await self.ports.out.about(results.suppressed(command, outcome, clock.now()), record)
-        elif isinstance(outcome, Reject):
-            self.ports.metrics.count(None, "rejected", outcome.reason)
-            await self.ports.out.about(results.rejected(command, outcome, clock.now()), record)
-        else:
-            await self._send(record, command, outcome, order)
+            return None
+        assert isinstance(outcome, Send | Suppress | Reject)
+        return outcome
 
     async def _send(
         self, record: CommandRecord, command: SendTemplate, plan: Send, order: int
@@ -153,23 +192,32 @@ class CommandHandler:
         last_error = ApiError(message="no attempt made")
         attempt = earlier
         for attempt in range(earlier + 1, earlier + 1 + settings.sender_max_attempts):
-            depth = p.metrics.waiting(data.phone_number_id)
-            depth.inc()
-            try:
-                waited = await p.pacer.acquire(data.phone_number_id, order)
-            finally:
-                depth.dec()
-            p.metrics.limiter_wait.observe(waited)
-            gap = p.lanes.pair_gap(lane, p.clock.monotonic(), settings.sender_pair_window_s)
-            if gap > 0:
-                await p.clock.sleep(gap)
-            tried = results.attempted(command, attempt, plan.decision, p.clock.now())
-            await p.out.about(tried, record)  # durable before the call
-            p.metrics.limiter_wait.observe(await p.pacer.admit(data.phone_number_id, order))
-            requested_at = p.clock.now()
-            result, seconds = await p.api.send(
-                data.provider, data.phone_number_id, plan.endpoint, plan.body
-            )
+            with tracer.start_as_current_span("send.pace") as span:
+                depth = p.metrics.waiting(data.phone_number_id)
+                depth.inc()
+                try:
+                    waited = await p.pacer.acquire(data.phone_number_id, order)
+                finally:
+                    depth.dec()
+                p.metrics.limiter_wait.observe(waited)
+                gap = p.lanes.pair_gap(lane, p.clock.monotonic(), settings.sender_pair_window_s)
+                if gap > 0:
+                    await p.clock.sleep(gap)
+                span.set_attribute("mmbus.waited_s", waited + gap)
+            with tracer.start_as_current_span(
+                "send.attempt", attributes={"mmbus.attempt": attempt}
+            ):
+                tried = results.attempted(command, attempt, plan.decision, p.clock.now())
+                await p.out.about(tried, record)  # durable before the call
+                p.metrics.limiter_wait.observe(await p.pacer.admit(data.phone_number_id, order))
+                requested_at = p.clock.now()
+                with tracer.start_as_current_span(
+                    "POST", kind=SpanKind.CLIENT, attributes=spans.http_attributes(data, plan)
+                ) as call:
+                    result, seconds = await p.api.send(
+                        data.provider, data.phone_number_id, plan.endpoint, plan.body
+                    )
+                    spans.record_answer(call, result)
             p.metrics.call_took(plan.endpoint, seconds)
             if isinstance(result, Delivered):
                 p.pacer.succeeded(data.phone_number_id)
@@ -177,12 +225,14 @@ class CommandHandler:
                 p.knowledge.template_used(data, p.clock.now())
                 p.metrics.count(plan.endpoint, "accepted")
                 done = results.accepted(command, tried, result, requested_at, p.clock.now())
+                spans.outcome("send.accepted")
                 await p.out.about(done, record)
                 return
             if isinstance(result, Unknown):
                 p.metrics.count(plan.endpoint, "indeterminate")
                 log.warning("ambiguous send", command_id=data.command_id, detail=result.detail)
                 event = results.indeterminate(command, tried, result, p.clock.now())
+                spans.outcome("send.indeterminate", reason=result.cause)
                 await p.out.about(event, record)
                 return
             if isinstance(result, Fail):
@@ -226,6 +276,7 @@ class CommandHandler:
         event = results.failed(
             command, decision, error, attempt, self.ports.clock.now(), retryable=retryable
         )
+        spans.outcome("send.failed", reason=str(error.code) if error.code is not None else None)
         await self.ports.out.about(event, record)
 
     async def _reject_unreadable(self, record: CommandRecord, failure: DecodeFailure) -> None:
@@ -234,7 +285,7 @@ class CommandHandler:
         if self.ports.ledger.rejected(rejection):
             self.ports.metrics.duplicates.inc()
             return
-        command_id, number = _salvage(record.value)
+        command_id, number = results.salvage(record.value)
         now = self.ports.clock.now()
         dead = dead_letter(
             record,
@@ -256,14 +307,3 @@ class CommandHandler:
             dead, failure, command_id, number, self.dead_letter_topic, now
         )
         await self.ports.out.about(event, record)
-
-
-def _salvage(value: bytes | None) -> tuple[str | None, str | None]:
-    """Best effort: the command id and number of an unreadable command, for the rejection."""
-    try:
-        raw = orjson.loads(value or b"")
-        data = raw.get("data", {}) if isinstance(raw, dict) else {}
-        cid, number = data.get("command_id"), data.get("phone_number_id")
-        return (cid if isinstance(cid, str) else None, number if isinstance(number, str) else None)
-    except (orjson.JSONDecodeError, AttributeError):
-        return None, None

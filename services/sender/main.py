@@ -14,6 +14,7 @@ from starlette.routing import Route
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import configure_logging, get_logger
 from services.common.serving import EmbeddedServer
+from services.common.tracing import configure_tracing
 from services.sender.graph import GraphClient
 from services.sender.runner import Sender
 from services.sender.settings import SenderSettings
@@ -44,6 +45,7 @@ def http_app(sender: Sender) -> Starlette:
 
 async def run_sender(settings: SenderSettings, stop: asyncio.Event) -> None:
     configure_logging(settings.log_level, settings.log_format)
+    tracing = configure_tracing("mmbus-sender")
     await ensure_project_topics(settings)
     graph = GraphClient(settings)
     sender = Sender(settings, graph)
@@ -70,4 +72,6 @@ async def run_sender(settings: SenderSettings, stop: asyncio.Event) -> None:
         server.should_exit = True
         await asyncio.gather(http, return_exceptions=True)
         await graph.aclose()
+        if tracing is not None:
+            tracing.shutdown()  # the last spans leave before the process does
         log.info("sender stopped")

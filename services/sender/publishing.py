@@ -10,10 +10,12 @@ catalogue says; dead letters to the dead-letter stream.
 from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
 
 from mmbus.contracts.codec import encode
 from mmbus.contracts.envelope import Message
 from mmbus.contracts.topics import Stream, topic_name
+from mmbus.tracing import inject, tracer
 from services.sender.ledger import Ledger
 from services.sender.offsets import LedgerCheckpoint
 from services.sender.ports import CommandRecord, Observer
@@ -54,11 +56,22 @@ class KafkaResults:
         await self._write(self.dead_letter_topic, event)
 
     async def _write(self, topic: str, event: Message, *, partition: int | None = None) -> int:
-        record = encode(event)
-        future = await self._producer.send(
-            topic, value=record.value, key=record.key, headers=record.headers, partition=partition
-        )
-        return int((await future).offset)
+        # The event carries the command's trace (W3C traceparent), so whoever reads it
+        # (a projection, another team's consumer) can continue or link to it.
+        with tracer.start_as_current_span(
+            f"{event.type} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
+        ):
+            record = encode(event)
+            future = await self._producer.send(
+                topic,
+                value=record.value,
+                key=record.key,
+                headers=inject(record.headers),
+                partition=partition,
+            )
+            return int((await future).offset)
 
     async def flush(self) -> None:
         """Every event already handed to the producer is durable (see the runner's drain)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
+
 from mmbus.contracts.codec import DecodeFailure
 from mmbus.contracts.commands import SendTemplate, SendTemplateData
 from mmbus.contracts.envelope import Message, derive_id, new_id
@@ -293,3 +295,14 @@ def category_observed(
             },
         }
     )
+
+
+def salvage(value: bytes | None) -> tuple[str | None, str | None]:
+    """Best effort: the command id and number of an unreadable command, for the rejection."""
+    try:
+        raw = orjson.loads(value or b"")
+        data = raw.get("data", {}) if isinstance(raw, dict) else {}
+        cid, number = data.get("command_id"), data.get("phone_number_id")
+        return (cid if isinstance(cid, str) else None, number if isinstance(number, str) else None)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None, None
