@@ -37,7 +37,7 @@ from mmbus.connection import KafkaConnection
 from mmbus.contracts.codec import encode
 from mmbus.contracts.commands import SendTemplate, SendTemplateData
 from mmbus.contracts.topics import Stream
-from mmbus.tracing import inject, tracer
+from mmbus.tracing import inject, span
 
 
 def send_template(
@@ -165,7 +165,7 @@ class SendCommandPublisher:
 
 
 def _publish_span(command: SendTemplate) -> Any:
-    return tracer.start_as_current_span(
+    return span(
         "send.template publish",
         kind=SpanKind.PRODUCER,
         attributes={

@@ -24,7 +24,7 @@ from mmbus.contracts.commands import SendTemplate
 from mmbus.contracts.send_events import ApiError, Decision
 from mmbus.contracts.topics import Stream, topic_name
 from mmbus.dead_letters import dead_letter
-from mmbus.tracing import extract, tracer
+from mmbus.tracing import extract, span
 from services.common.logging import get_logger
 from services.sender import results, spans
 from services.sender.knowledge import Knowledge
@@ -86,7 +86,7 @@ class CommandHandler:
             await self._reject_unreadable(record, failure)
             return
         data = message.data
-        with tracer.start_as_current_span(
+        with span(
             "send.template process",
             context=extract(record.headers),
             kind=SpanKind.CONSUMER,
@@ -120,11 +120,11 @@ class CommandHandler:
             entry.in_flight = False
 
     async def _decide(self, record: CommandRecord, command: SendTemplate, order: int) -> None:
-        with tracer.start_as_current_span("send.decide") as span:
+        with span("send.decide") as decided:
             outcome = await self._decision(record, command)
             if outcome is None:
                 return
-            span.set_attribute("mmbus.decision", type(outcome).__name__.lower())
+            decided.set_attribute("mmbus.decision", type(outcome).__name__.lower())
         clock = self.ports.clock
         if isinstance(outcome, Suppress):
             self.ports.metrics.count(None, "suppressed", outcome.rule)
@@ -192,7 +192,7 @@ class CommandHandler:
         last_error = ApiError(message="no attempt made")
         attempt = earlier
         for attempt in range(earlier + 1, earlier + 1 + settings.sender_max_attempts):
-            with tracer.start_as_current_span("send.pace") as span:
+            with span("send.pace") as pacing:
                 depth = p.metrics.waiting(data.phone_number_id)
                 depth.inc()
                 try:
@@ -203,15 +203,13 @@ class CommandHandler:
                 gap = p.lanes.pair_gap(lane, p.clock.monotonic(), settings.sender_pair_window_s)
                 if gap > 0:
                     await p.clock.sleep(gap)
-                span.set_attribute("mmbus.waited_s", waited + gap)
-            with tracer.start_as_current_span(
-                "send.attempt", attributes={"mmbus.attempt": attempt}
-            ):
+                pacing.set_attribute("mmbus.waited_s", waited + gap)
+            with span("send.attempt", attributes={"mmbus.attempt": attempt}):
                 tried = results.attempted(command, attempt, plan.decision, p.clock.now())
                 await p.out.about(tried, record)  # durable before the call
                 p.metrics.limiter_wait.observe(await p.pacer.admit(data.phone_number_id, order))
                 requested_at = p.clock.now()
-                with tracer.start_as_current_span(
+                with span(
                     "POST", kind=SpanKind.CLIENT, attributes=spans.http_attributes(data, plan)
                 ) as call:
                     result, seconds = await p.api.send(

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 from mmbus.contracts.codec import encode
 from mmbus.contracts.envelope import Message
 from mmbus.contracts.topics import Stream, topic_name
-from mmbus.tracing import inject, tracer
+from mmbus.tracing import inject, span
 from services.sender.ledger import Ledger
 from services.sender.offsets import LedgerCheckpoint
 from services.sender.ports import CommandRecord, Observer
@@ -58,7 +58,7 @@ class KafkaResults:
     async def _write(self, topic: str, event: Message, *, partition: int | None = None) -> int:
         # The event carries the command's trace (W3C traceparent), so whoever reads it
         # (a projection, another team's consumer) can continue or link to it.
-        with tracer.start_as_current_span(
+        with span(
             f"{event.type} publish",
             kind=SpanKind.PRODUCER,
             attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
