@@ -1,8 +1,9 @@
-"""A real single-node Apache Kafka broker (KRaft, combined mode) on loopback, without Docker.
+"""Real Apache Kafka (KRaft, combined mode) on loopback, without Docker.
 
-The broker jars come from Maven Central through Maven and are cached outside the
-repository; each named instance keeps its config, data, logs and pid under
-``$MMBUS_HOME/brokers/<name>``.
+One broker (``broker``) or a cluster of several nodes, each broker and
+controller (``cluster``, for replication and fault tests). The jars come from
+Maven Central through Maven and are cached outside the repository; each named
+instance keeps its config, data, logs and pids under ``$MMBUS_HOME/brokers/<name>``.
 """
 
 from services.localkafka.broker import (

@@ -7,19 +7,12 @@ must name the instance's own config), so it never stops someone else's broker.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import logging
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,14 +26,24 @@ from services.localkafka.distribution import (
 )
 from services.localkafka.paths import brokers_dir
 
+# Re-exported: callers and tests have always found these here.
+from services.localkafka.probe import metadata_ok as metadata_ok
+from services.localkafka.process import STOP_TIMEOUT_S as STOP_TIMEOUT_S
+from services.localkafka.process import BrokerError as BrokerError
+from services.localkafka.process import (
+    claim_ports,
+    format_storage,
+    is_ours,
+    start_jvm,
+    stop_pids,
+    tail,
+)
+from services.localkafka.process import wait_exited as wait_exited
+
 DEFAULT_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 READY_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 30.0
-
-
-class BrokerError(RuntimeError):
-    """A broker operation failed; the message says what to do about it."""
+CLUSTER_MARKER = "nodes"
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,35 @@ def layout(name: str) -> BrokerLayout:
     return BrokerLayout(brokers_dir() / name)
 
 
-def _read_instance(lay: BrokerLayout) -> BrokerInstance | None:
+def read_state(lay: BrokerLayout) -> dict[str, Any] | None:
+    """The instance file as JSON, single broker or cluster; None when there is none."""
     try:
         raw = json.loads(lay.state_file.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         raise BrokerError(f"{lay.state_file} is unreadable ({exc}); remove the directory") from exc
+    if not isinstance(raw, dict):
+        raise BrokerError(f"{lay.state_file} is not an instance file; remove the directory")
+    return raw
+
+
+def is_cluster(name: str) -> bool:
+    """True when instance ``name`` was started as a multi-node cluster."""
+    raw = read_state(layout(name))
+    return raw is not None and CLUSTER_MARKER in raw
+
+
+def _read_instance(lay: BrokerLayout) -> BrokerInstance | None:
+    raw = read_state(lay)
+    if raw is None:
+        return None
+    if CLUSTER_MARKER in raw:
+        raise BrokerError(
+            f"instance {lay.root.name!r} is a {len(raw[CLUSTER_MARKER])}-node cluster, "
+            "not a single broker (services.localkafka.cluster manages it); "
+            "leave out --brokers or pick another --name"
+        )
     return BrokerInstance(**raw)
 
 
@@ -107,118 +132,6 @@ def _write_instance(lay: BrokerLayout, inst: BrokerInstance) -> None:
     tmp = lay.state_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(inst), indent=2))
     os.replace(tmp, lay.state_file)
-
-
-def _is_ours(pid: int, lay: BrokerLayout) -> bool:
-    """True when ``pid`` is alive and is the JVM started with this instance's config."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return str(lay.server_properties).encode() in cmdline
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
-@contextmanager
-def _quiet_aiokafka() -> Iterator[None]:
-    """A probe expects refused connections while the broker boots; they are not news."""
-    logger = logging.getLogger("aiokafka")
-    previous = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
-
-
-async def _metadata_ok(bootstrap: str, timeout_s: float) -> bool:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        request_timeout_ms=max(1000, int(timeout_s * 1000)),
-        client_id="mmbus-localkafka-probe",
-    )
-    try:
-        await asyncio.wait_for(admin.start(), timeout_s)
-        await asyncio.wait_for(admin.describe_cluster(), timeout_s)
-    except Exception:
-        return False
-    finally:
-        # A failed close of a probe has nothing to report.
-        with suppress(Exception):
-            await admin.close()
-    return True
-
-
-def metadata_ok(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when a Kafka client can fetch cluster metadata from ``bootstrap``."""
-    with _quiet_aiokafka():
-        return asyncio.run(_metadata_ok(bootstrap, timeout_s))
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").exists():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise BrokerError(
-            "java is not on PATH; install a JDK 17+ (Debian: openjdk-17-jre-headless)"
-        )
-    return found
-
-
-def _format_storage(libs: Path, lay: BrokerLayout, cluster_id: str) -> None:
-    result = subprocess.run(
-        [
-            _java(),
-            "-Xmx256m",
-            f"-Dlog4j2.configurationFile=file:{lay.log4j2_xml}",
-            "-cp",
-            f"{libs}/*",
-            "kafka.tools.StorageTool",
-            "format",
-            f"--cluster-id={cluster_id}",
-            "-c",
-            str(lay.server_properties),
-            "--ignore-formatted",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        raise BrokerError(
-            f"formatting storage in {lay.data} failed (exit {result.returncode}):\n"
-            f"{result.stdout}{result.stderr}"
-        )
-
-
-def _wait_port_free(port: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not _port_in_use(port):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def new_cluster_id() -> str:
@@ -258,7 +171,7 @@ def up(
     started = time.monotonic()
     lay = layout(name)
     existing = _read_instance(lay)
-    if existing and existing.pid and _is_ours(existing.pid, lay):
+    if existing and existing.pid and is_ours(existing.pid, lay):
         if metadata_ok(existing.bootstrap_servers, timeout_s=ready_timeout_s):
             return UpResult(existing, reused=True, formatted=False, seconds=0.0)
         raise BrokerError(
@@ -277,12 +190,10 @@ def up(
         raise BrokerError(str(exc)) from exc
 
     broker_port, controller_port = _resolve_ports(existing, name, port, free_ports)
-    for p in (broker_port, controller_port):
-        if _port_in_use(p) and not _wait_port_free(p, timeout_s=10.0):
-            raise BrokerError(
-                f"port {p} on 127.0.0.1 is taken by another process; "
-                "stop it, pass --port, or use --free-ports with a new --name"
-            )
+    claim_ports(
+        (broker_port, controller_port),
+        "stop it, pass --port, or use --free-ports with a new --name",
+    )
     lay.logs.mkdir(parents=True, exist_ok=True)
     lay.data.mkdir(parents=True, exist_ok=True)
     lay.server_properties.write_text(
@@ -298,31 +209,9 @@ def up(
     )
     formatted = not (lay.data / "meta.properties").exists()
     if formatted:
-        _format_storage(libs, lay, inst.cluster_id)
+        format_storage(libs, lay, inst.cluster_id)
 
-    with lay.stdout_log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                _java(),
-                f"-Xmx{heap}",
-                "-Xms256m",
-                "-XX:+UseG1GC",
-                "-XX:MaxGCPauseMillis=20",
-                "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile=file:{lay.log4j2_xml}",
-                f"-Dkafka.logs.dir={lay.logs}",
-                "-cp",
-                f"{libs}/*",
-                "kafka.Kafka",
-                str(lay.server_properties),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # Own session: Ctrl-C in the terminal that ran `up` must not kill the broker.
-            start_new_session=True,
-            cwd=lay.root,
-        )
+    proc = start_jvm(libs, lay, heap)
     inst = replace(inst, pid=proc.pid, started_at=time.time())
     _write_instance(lay, inst)
 
@@ -332,68 +221,19 @@ def up(
             _write_instance(lay, replace(inst, pid=None))
             raise BrokerError(
                 f"broker {name!r} exited with code {proc.returncode} while starting; "
-                f"last lines of {lay.server_log}:\n{_tail(lay.server_log)}\n{_tail(lay.stdout_log)}"
+                f"last lines of {lay.server_log}:\n{tail(lay.server_log)}\n{tail(lay.stdout_log)}"
             )
         if metadata_ok(inst.bootstrap_servers, timeout_s=2.0):
             return UpResult(
                 inst, reused=False, formatted=formatted, seconds=time.monotonic() - started
             )
         time.sleep(0.2)
-    _stop_pid(proc.pid, lay)
+    stop_pids([(proc.pid, lay)])
     _write_instance(lay, replace(inst, pid=None))
     raise BrokerError(
         f"broker {name!r} did not answer within {ready_timeout_s:.0f}s; "
-        f"see {lay.server_log}:\n{_tail(lay.server_log)}"
+        f"see {lay.server_log}:\n{tail(lay.server_log)}"
     )
-
-
-def _exited(pid: int) -> bool:
-    """True once the process has released its sockets (gone, or a zombie).
-
-    Its command line vanishes before its files are closed, so ``_is_ours`` alone
-    would report a dying broker gone while its port is still bound.
-    """
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)  # reaps it when it is our child
-        if finished == pid:
-            return True
-    except ChildProcessError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    if stat.rsplit(")", 1)[-1].split()[0] not in {"Z", "X"}:
-        return False
-    # A JVM's main thread turns zombie while its other threads are still exiting
-    # and still hold the sockets; it is gone only when it is the last one left.
-    try:
-        return len(os.listdir(f"/proc/{pid}/task")) <= 1
-    except OSError:
-        return True
-
-
-def wait_exited(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> bool:
-    """Wait until process ``pid`` has exited and released its ports."""
-    return _wait_gone(pid, timeout_s)
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if _exited(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _stop_pid(pid: int, lay: BrokerLayout, *, kill: bool = False) -> None:
-    if not _is_ours(pid, lay):
-        return
-    os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
-    if not _wait_gone(pid, STOP_TIMEOUT_S):
-        os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid, STOP_TIMEOUT_S)
 
 
 def down(name: str = "default", *, purge: bool = False, kill: bool = False) -> bool:
@@ -404,8 +244,8 @@ def down(name: str = "default", *, purge: bool = False, kill: bool = False) -> b
     lay = layout(name)
     inst = _read_instance(lay)
     stopped = False
-    if inst and inst.pid and _is_ours(inst.pid, lay):
-        _stop_pid(inst.pid, lay, kill=kill)
+    if inst and inst.pid and is_ours(inst.pid, lay):
+        stop_pids([(inst.pid, lay)], kill=kill)
         stopped = True
     if inst:
         _write_instance(lay, replace(inst, pid=None))
@@ -417,7 +257,7 @@ def down(name: str = "default", *, purge: bool = False, kill: bool = False) -> b
 def status(name: str = "default", *, probe_timeout_s: float = 3.0) -> BrokerStatus:
     lay = layout(name)
     inst = _read_instance(lay)
-    running = bool(inst and inst.pid and _is_ours(inst.pid, lay))
+    running = bool(inst and inst.pid and is_ours(inst.pid, lay))
     ready = bool(running and inst and metadata_ok(inst.bootstrap_servers, probe_timeout_s))
     return BrokerStatus(name=name, root=lay.root, instance=inst, running=running, ready=ready)
 

@@ -1,13 +1,22 @@
 """The broker's configuration files, written from a few values.
 
-Single node, KRaft combined mode (broker and controller in one JVM), loopback
-only. Internal topics get replication factor 1, as a single node requires.
+KRaft combined mode (broker and controller in one JVM), loopback only. A single
+node is its own quorum and its internal topics have replication factor 1, as one
+node requires. A cluster's nodes are all voters of one static quorum
+(``controller.quorum.voters``: every node formats its storage with the same
+cluster id and needs no further bootstrap) and replicate internal topics like
+the project's own: three replicas, two in sync.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+# A cluster replicates like the deployments it stands for; more nodes add no copies.
+MAX_REPLICAS = 3
 
 
 @dataclass(frozen=True)
@@ -45,11 +54,53 @@ class BrokerLayout:
         return self.logs / "server.log"
 
 
-def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
+@dataclass(frozen=True)
+class NodeAddress:
+    """One node of a quorum: its id and the two ports it listens on."""
+
+    node_id: int
+    port: int
+    controller_port: int
+
+
+def node_ports(base: int, count: int) -> list[tuple[int, int]]:
+    """Fixed ports of ``count`` nodes from ``base``: each node a client port and the next one.
+
+    Node 1 gets the single broker's pair (9092, 9093), so a client configured
+    for one local broker still reaches the cluster through its first node.
+    """
+    return [(base + 2 * i, base + 2 * i + 1) for i in range(count)]
+
+
+def quorum_voters(nodes: Sequence[NodeAddress]) -> str:
+    return ",".join(f"{n.node_id}@{LOOPBACK}:{n.controller_port}" for n in nodes)
+
+
+def replication_for(cluster_size: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) of internal topics on a cluster of this size.
+
+    The same rule as the topic catalogue: two replicas in sync once there are three,
+    so an acknowledged ``acks=all`` write survives the loss of any one node.
+    """
+    replicas = max(1, min(cluster_size, MAX_REPLICAS))
+    return replicas, (2 if replicas >= MAX_REPLICAS else 1)
+
+
+def server_properties(
+    *,
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    node_id: int = 1,
+    voters: Sequence[NodeAddress] = (),
+) -> str:
+    """One node's ``server.properties``; without ``voters`` it is a quorum of its own."""
+    quorum = voters or (NodeAddress(node_id, port, controller_port),)
+    replicas, min_isr = replication_for(len(quorum))
     return f"""# Written by mmbus (services/localkafka); edits are overwritten on `mmbus kafka up`.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller_port}
+node.id={node_id}
+controller.quorum.voters={quorum_voters(quorum)}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -60,19 +111,20 @@ log.dirs={data_dir}
 # partitions and retention; a typo in a topic name must fail, not create one.
 auto.create.topics.enable=false
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor={replicas}
+min.insync.replicas={min_isr}
+offsets.topic.replication.factor={replicas}
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={replicas}
+transaction.state.log.min.isr={min_isr}
 transaction.state.log.num.partitions=8
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor={replicas}
+share.coordinator.state.topic.min.isr={min_isr}
 # A consumer group of one should not wait 3 s for members that never come.
 group.initial.rebalance.delay.ms=0
 # After a crash the controller waits out the dead incarnation's session before the
-# restarted broker is unfenced; on one loopback node a short session is safe.
+# restarted broker is unfenced, and in a cluster a killed leader keeps its
+# partitions until its session ends; on loopback a short session is safe.
 broker.heartbeat.interval.ms=500
 broker.session.timeout.ms=2500
 """
