@@ -128,13 +128,17 @@ SERVICES = (
             "webhook.received",
             "message.status",
             "marketing.link_clicked",
+            "marketing.user_action_recorded",
             "account.updated",
             "user.marketing_preference_changed",
             "template.status_changed",
             "template.category_changed",
             "template.quality_changed",
+            "template.components_changed",
             "message.received",
+            "message.echoed",
             "webhook.unrecognized",
+            "webhook.errors_reported",
             "dead_letter.recorded",
         ),
     ),
@@ -171,6 +175,15 @@ def _schema(schema: Any) -> dict[str, Any]:
     # AsyncAPI 3.0's multi-format schema object: the default format would be AsyncAPI's
     # own draft-07 dialect, and the files are JSON Schema 2020-12.
     return {"schemaFormat": SCHEMA_FORMAT, "schema": schema}
+
+
+def _topic_configuration(spec: TopicSpec) -> dict[str, Any]:
+    """The Kafka binding's topicConfiguration, as the catalogue creates the topic."""
+    config: dict[str, Any] = {"cleanup.policy": [spec.config["cleanup.policy"]]}
+    for name in ("retention.ms", "max.message.bytes"):
+        if name in spec.config:
+            config[name] = int(spec.config[name])
+    return config
 
 
 def _message(model: type[Message], spec: TopicSpec) -> dict[str, Any]:
@@ -220,10 +233,7 @@ def asyncapi(service: ServiceDoc) -> dict[str, Any]:
                     "kafka": {
                         "topic": spec.name,
                         "partitions": spec.partitions,
-                        "topicConfiguration": {
-                            "cleanup.policy": [spec.config["cleanup.policy"]],
-                            "retention.ms": int(spec.config["retention.ms"]),
-                        },
+                        "topicConfiguration": _topic_configuration(spec),
                         "bindingVersion": "0.5.0",
                     }
                 },

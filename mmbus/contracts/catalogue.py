@@ -28,13 +28,18 @@ from mmbus.contracts.webhook_events import (
     AccountUpdated,
     DeadLetterRecorded,
     MarketingLinkClicked,
+    MarketingUserActionRecorded,
+    MessageEchoed,
     MessageReceived,
+    MessageReceivedV1,
     MessageStatus,
     TemplateCategoryChanged,
     TemplateCategoryObserved,
+    TemplateComponentsChanged,
     TemplateQualityChanged,
     TemplateStatusChanged,
     UserMarketingPreferenceChanged,
+    WebhookErrorsReported,
     WebhookReceived,
     WebhookUnrecognized,
 )
@@ -53,6 +58,7 @@ MODELS: tuple[type[Message], ...] = (
     WebhookReceived,
     MessageStatus,
     MarketingLinkClicked,
+    MarketingUserActionRecorded,
     AccountUpdated,
     AccountOnboardingObserved,
     UserMarketingPreferenceChanged,
@@ -60,8 +66,12 @@ MODELS: tuple[type[Message], ...] = (
     TemplateCategoryChanged,
     TemplateQualityChanged,
     TemplateCategoryObserved,
+    TemplateComponentsChanged,
+    MessageReceivedV1,
     MessageReceived,
+    MessageEchoed,
     WebhookUnrecognized,
+    WebhookErrorsReported,
     DeadLetterRecorded,
 )
 
@@ -81,10 +91,16 @@ def _send_indeterminate_v1_to_v2(envelope: dict[str, Any]) -> dict[str, Any]:
     return {**envelope, "version": 2}
 
 
+def _message_received_v1_to_v2(envelope: dict[str, Any]) -> dict[str, Any]:
+    # v1 always had 'from'; v2 only added optional BSUID fields (unknown for v1: absent).
+    return {**envelope, "version": 2}
+
+
 # (type, from_version) -> function producing from_version + 1, on the raw envelope dict.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("send.accepted", 1): _send_accepted_v1_to_v2,
     ("send.indeterminate", 1): _send_indeterminate_v1_to_v2,
+    ("message.received", 1): _message_received_v1_to_v2,
 }
 
 

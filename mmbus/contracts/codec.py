@@ -11,6 +11,7 @@ that says precisely what was wrong, for a dead-letter record.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -79,11 +80,22 @@ def dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+# A JSON number with 19 or more integer digits: where a value may start (after '[', ':'
+# or ',' and any whitespace), so digits inside strings rarely match (a match there only
+# costs the slower exact parse). 19 digits: -2**63 - 1 has 19, 2**64 has 20.
+_LONG_INTEGER = re.compile(rb"(?:^|[\[:,])[ \t\r\n]*-?[0-9]{19,}")
+
+
 def loads(value: bytes) -> Any:
+    """JSON to Python, integers exact at any size (JSON allows them, Meta may send them)."""
+    if _LONG_INTEGER.search(value):
+        # orjson reads an integer beyond 64 bits as a float, silently: 2**64 would come
+        # back as 1.8446744073709552e+19. The standard library keeps it exact.
+        return json.loads(value)
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
-        # orjson refuses integers beyond 64 bits that JSON allows; the standard library does not.
+        # What orjson refuses that JSON allows (a BOM, UTF-16), the standard library reads.
         return json.loads(value)
 
 

@@ -8,6 +8,7 @@ once written, is a fact.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -90,7 +91,14 @@ def derive_id(message_type: str, identity: dict[str, Any]) -> str:
     Canonical JSON (sorted keys) of ``identity`` under the message type, hashed
     into a UUIDv5: the same webhook content always yields the same id.
     """
-    canonical = orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)
+    try:
+        canonical = orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # Integers beyond 64 bits (orjson refuses them): the same content still gives
+        # the same id. Every other identity keeps orjson's bytes, so no id changes.
+        canonical = json.dumps(
+            identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        ).encode()
     return _uuid5(message_type.encode() + b"\n" + canonical)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mmbus.contracts.sizes import WEBHOOK_MAX_MESSAGE_BYTES
+
 
 class Stream(StrEnum):
     SEND_COMMANDS = "send.commands"
@@ -24,7 +26,9 @@ class Stream(StrEnum):
     PREFERENCES = "preferences"
     TEMPLATES = "templates"
     INBOUND_MESSAGES = "messages.inbound"
+    ECHOES = "messages.echoes"
     UNRECOGNIZED = "webhooks.unrecognized"
+    WEBHOOK_ERRORS = "webhooks.errors"
     DEAD_LETTERS = "dead-letters"
 
 
@@ -54,7 +58,10 @@ _KEYS: dict[Stream, tuple[str, tuple[str, ...]]] = {
     ),
     Stream.RAW_WEBHOOKS: ("WABA id", ("webhook.received",)),
     Stream.MESSAGE_STATUS: ("wamid", ("message.status",)),
-    Stream.MARKETING_CLICKS: ("business phone number id", ("marketing.link_clicked",)),
+    Stream.MARKETING_CLICKS: (
+        "business phone number id",
+        ("marketing.link_clicked", "marketing.user_action_recorded"),
+    ),
     Stream.ACCOUNT: ("WABA id", ("account.updated", "account.onboarding_observed")),
     Stream.PREFERENCES: ("user id", ("user.marketing_preference_changed",)),
     Stream.TEMPLATES: (
@@ -63,13 +70,34 @@ _KEYS: dict[Stream, tuple[str, tuple[str, ...]]] = {
             "template.status_changed",
             "template.category_changed",
             "template.quality_changed",
+            "template.components_changed",
             "template.category_observed",
         ),
     ),
     Stream.INBOUND_MESSAGES: ("business phone number id", ("message.received",)),
+    Stream.ECHOES: ("business phone number id", ("message.echoed",)),
     Stream.UNRECOGNIZED: ("WABA id", ("webhook.unrecognized",)),
+    Stream.WEBHOOK_ERRORS: ("WABA id", ("webhook.errors_reported",)),
     Stream.DEAD_LETTERS: ("original record key", ("dead_letter.recorded",)),
 }
+
+
+# Streams that carry a webhook body or what is derived from one: each must hold the
+# largest record a body within ingest's limit can become (mmbus.contracts.sizes).
+WEBHOOK_STREAMS = frozenset(set(Stream) - {Stream.SEND_COMMANDS, Stream.SEND_EVENTS})
+
+
+def _stream_config(stream: Stream) -> dict[str, str]:
+    if stream not in WEBHOOK_STREAMS:
+        return {}
+    config = {"max.message.bytes": str(WEBHOOK_MAX_MESSAGE_BYTES)}
+    if stream is Stream.RAW_WEBHOOKS:
+        # Kept forever and JSON: compressed by the broker (ingest's hot path does not pay
+        # for it) with gzip, the codec every client reads without extra libraries
+        # (aiokafka needs cramjam for lz4, snappy and zstd). Sizes are checked before
+        # compression, so it changes no limit.
+        config["compression.type"] = "gzip"
+    return config
 
 
 def topic_name(stream: Stream, prefix: str) -> str:
@@ -95,7 +123,7 @@ def catalogue(
             carries=carries,
             partitions=partitions,
             replication_factor=replication_factor,
-            config=dict(config),
+            config={**config, **_stream_config(stream)},
         )
         for stream, (key, carries) in _KEYS.items()
     ]

@@ -6,11 +6,13 @@ import asyncio
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
 
+from mmbus.contracts.sizes import record_bound
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import configure_logging, get_logger
 from services.common.serving import EmbeddedServer
+from services.ingest.capacity import check_capacity
 from services.ingest.normalizer import Normalizer
 from services.ingest.receiver import create_receiver
 from services.ingest.settings import IngestSettings
@@ -25,18 +27,32 @@ async def run_ingest(
     if not settings.ingest_app_secrets:
         log.warning("no MMBUS_INGEST_APP_SECRETS: every Meta webhook will be refused with 401")
     await ensure_project_topics(settings)
-    producer = AIOKafkaProducer(
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=2,
-        # One WABA's webhooks share a partition, and an idempotent producer has one
-        # request in flight per partition: 16 KB batches (the default) held ~16 webhooks.
-        max_batch_size=1024 * 1024,
-        client_id="mmbus-ingest",
-        **settings.kafka_producer_options(),
-    )
-    await producer.start()
+    if normalizer and settings.normalizer_output_prefix:
+        await ensure_project_topics(settings, settings.normalizer_output_prefix)
+    # Before any webhook is taken: a topic that cannot hold what the limit allows
+    # would refuse those webhooks one by one.
+    await check_capacity(settings, normalizer=normalizer)
+
+    async def start_producer() -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            # One WABA's webhooks share a partition, and an idempotent producer has one
+            # request in flight per partition: 16 KB batches (the default) held ~16 webhooks.
+            max_batch_size=1024 * 1024,
+            # aiokafka checks each record against this before sending (1 MiB by default,
+            # which refused bodies of about half that): the largest record the limit allows.
+            max_request_size=record_bound(settings.ingest_max_body_bytes),
+            client_id="mmbus-ingest",
+            **settings.kafka_producer_options(),
+        )
+        await producer.start()
+        return producer
+
     registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # process_*: CPU, memory, open files
+    receiver = create_receiver(settings, await start_producer(), registry, start_producer)
     normalizer_part = Normalizer(settings)
     Gauge(
         "mmbus_ingest_normalizer_lag_records",
@@ -45,7 +61,7 @@ async def run_ingest(
     ).set_function(lambda: normalizer_part.lag)
     server = EmbeddedServer(
         uvicorn.Config(
-            create_receiver(settings, producer, registry),
+            receiver,
             host=settings.ingest_host,
             port=settings.ingest_port,
             log_level="warning",
@@ -72,5 +88,5 @@ async def run_ingest(
         stopping.cancel()
         server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
-        await producer.stop()
+        await receiver.storage.close()
         log.info("ingest stopped")

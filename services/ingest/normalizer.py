@@ -8,6 +8,12 @@ to the batch's first records, so nothing after them is committed first). A
 crash in between republishes the same events with the same ids, which
 consumers de-duplicate. Running it with a fresh group and a fresh output prefix
 replays the raw stream from the beginning into new topics.
+
+Sizes follow ingest's limit (:mod:`mmbus.contracts.sizes`): raw records of up to
+``record_bound(limit)`` bytes are fetched, and derived events up to that size
+published. A derived event larger than that (it would be refused for good and
+stall the stream) is replaced by a dead letter that names it; the raw record keeps
+its content.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from mmbus.consumer import kafka_broker
-from mmbus.contracts.codec import DecodeFailure, decode, encode
-from mmbus.contracts.envelope import Message
+from mmbus.contracts.codec import DecodeFailure, KafkaRecord, decode, encode
+from mmbus.contracts.envelope import Message, derive_id
+from mmbus.contracts.sizes import record_bound
 from mmbus.contracts.topics import Stream, topic_name
-from mmbus.contracts.webhook_events import WebhookReceived
+from mmbus.contracts.webhook_events import DeadLetterRecorded, WebhookReceived
 from mmbus.dead_letters import dead_letter
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import get_logger
@@ -53,6 +60,7 @@ class Normalizer:
         self.raw_topic = topic_name(Stream.RAW_WEBHOOKS, settings.topic_prefix)
         self.processed = 0
         self.lag = 0
+        self.max_record_bytes = record_bound(settings.ingest_max_body_bytes)
         self._broker = self.broker()
 
     def topic_for(self, event: Message) -> str:
@@ -64,6 +72,7 @@ class Normalizer:
             client_id="mmbus-normalizer",
             linger_ms=5,
             max_batch_size=1024 * 1024,
+            max_request_size=self.max_record_bytes,
             # Per-batch "Received/Processed" lines are DEBUG; failures still log as errors.
             logger=logging.getLogger("mmbus.normalizer.faststream"),
             log_level=logging.DEBUG,
@@ -74,6 +83,7 @@ class Normalizer:
             auto_offset_reset="earliest",
             batch=True,
             max_records=500,
+            max_partition_fetch_bytes=self.max_record_bytes,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_raw_records,
         )
@@ -93,7 +103,7 @@ class Normalizer:
         futures: list[asyncio.Future[RecordMetadata]] = []
         for record in batch:
             for event in self._events(record):
-                rec = encode(event)
+                event, rec = self._fitting(event, record)
                 futures.append(
                     await self._broker.publish(
                         rec.value,
@@ -107,6 +117,37 @@ class Normalizer:
         await asyncio.gather(*futures)  # every event durable before FastStream commits
         self.processed += len(batch)
         self.lag = _lag(message.consumer, batch)
+
+    def _fitting(
+        self, event: Message, raw: ConsumerRecord[bytes, bytes]
+    ) -> tuple[Message, KafkaRecord]:
+        """The event, or a dead letter naming it when it is too large to publish."""
+        rec = encode(event)
+        size = len(rec.value) + len(rec.key)
+        if size <= self.max_record_bytes:
+            return event, rec
+        log.warning("derived event too large; dead-lettered", type=event.type, bytes=size)
+        letter = DeadLetterRecorded.model_validate(
+            {
+                "id": derive_id("dead_letter.recorded", {"event": event.id}),
+                "time": event.time,
+                "source": "mmbus/normalizer",
+                "subject": event.id,
+                "causation_id": event.causation_id,
+                "data": {
+                    "source_topic": raw.topic,
+                    "partition": raw.partition,
+                    "offset": raw.offset,
+                    "value_b64": None,
+                    "reason": "event_too_large",
+                    "detail": f"{event.type} {event.id} is {size} bytes, over the "
+                    f"{self.max_record_bytes} its topic takes; the raw record at these "
+                    "coordinates holds its content",
+                    "consumer": self.settings.normalizer_group_id,
+                },
+            }
+        )
+        return letter, encode(letter)
 
     def _events(self, record: ConsumerRecord[bytes, bytes]) -> list[Message]:
         raw = decode(record.value, record.headers)

@@ -6,8 +6,10 @@
   ``X-Hub-Signature-256`` (nothing stored); 400 for a signed body that is not
   JSON at all (kept as a dead letter); otherwise the raw record is written
   with an idempotent ``acks=all`` producer and the answer is 200 once Kafka has
-  it, 503 when it cannot take it, so Meta retries. Unfamiliar content is never
-  refused: normalising it is the normalizer's job.
+  it, 503 when it cannot take it now, so Meta retries. A record Kafka refuses
+  for good (its size) gets a 4xx that says why and a dead letter
+  (:mod:`services.ingest.refusals`). Unfamiliar content is never refused, JSON
+  ``null`` included: normalising it is the normalizer's job.
 - ``POST /webhooks/360dialog``: the same, authenticated by the
   ``X-Mmbus-Provider-Secret`` header (360dialog forwards Meta's payloads).
 
@@ -16,9 +18,6 @@ Concurrent requests share one producer, which batches them.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import time
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -31,14 +30,23 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from mmbus.contracts.codec import KafkaRecord, encode
-from mmbus.contracts.envelope import Message, derive_id
+from mmbus.contracts.codec import encode
+from mmbus.contracts.sizes import record_bound
 from mmbus.contracts.topics import Stream, topic_name
-from mmbus.contracts.webhook_events import DeadLetterRecorded
 from services.common.logging import get_logger
+from services.ingest.asgi import (
+    Disconnected,
+    TooLarge,
+    answer,
+    header,
+    read_body,
+    wanted_headers,
+)
+from services.ingest.refusals import Refusal, dead_letter, keep_sizes
 from services.ingest.settings import IngestSettings
+from services.ingest.storage import ProducerFactory, Storage
 from services.ingest.verification import (
-    SOURCE,
+    NOT_JSON,
     Receipt,
     Verdict,
     parse_json,
@@ -50,10 +58,6 @@ from services.ingest.verification import (
 )
 
 log = get_logger("mmbus.ingest")
-
-
-class TooLarge(Exception):
-    pass
 
 
 class ReceiverMetrics:
@@ -73,40 +77,6 @@ class ReceiverMetrics:
         )
 
 
-class _Disconnected(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _answer(send: Send, status: int, text: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(text)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": text})
-
-
 class WebhookReceiver:
     """The receiver as a plain ASGI app: webhook POSTs take a short path, the rest Starlette.
 
@@ -121,15 +91,17 @@ class WebhookReceiver:
         settings: IngestSettings,
         producer: AIOKafkaProducer,
         registry: CollectorRegistry | None = None,
+        renew: ProducerFactory | None = None,
     ) -> None:
         self.settings = settings
-        self.producer = producer
         self.raw_topic = topic_name(Stream.RAW_WEBHOOKS, settings.topic_prefix)
         self.dead_topic = topic_name(Stream.DEAD_LETTERS, settings.topic_prefix)
         self.secrets = [s.get_secret_value() for s in settings.ingest_app_secrets]
         self.metrics = ReceiverMetrics(registry)
-        self.timeout_s = settings.ingest_publish_timeout_s
         self.limit = settings.ingest_max_body_bytes
+        self.storage = Storage(
+            producer, settings.ingest_publish_timeout_s, self.metrics.publish_latency, renew
+        )
         self._stored = {
             path: self.metrics.requests.labels(path, "stored")
             for path in ("/webhooks/meta", "/webhooks/360dialog")
@@ -156,10 +128,10 @@ class WebhookReceiver:
     # -- webhooks
     async def provider_post(self, scope: Scope, receive: Receive, send: Send) -> None:
         expected = self.settings.ingest_provider_secret
-        given = _header(scope, b"x-mmbus-provider-secret")
+        given = header(scope, b"x-mmbus-provider-secret")
         if expected is None or not same_secret(given, expected.get_secret_value()):
             self.metrics.requests.labels(scope["path"], "provider_secret_invalid").inc()
-            await _answer(send, 401, b"provider secret missing or wrong")
+            await answer(send, 401, b"provider secret missing or wrong")
             return
         await self.receive(scope, receive, send, "360dialog", "not_required")
 
@@ -172,17 +144,17 @@ class WebhookReceiver:
         verdict: Verdict | None = None,
     ) -> None:
         path: str = scope["path"]
-        headers = _headers(scope)
+        headers = wanted_headers(scope)
         declared = headers.get(b"content-length")
         try:
             if declared is not None and declared.isdigit() and int(declared) > self.limit:
                 raise TooLarge
-            body = await _read_body(receive, self.limit)
+            body = await read_body(receive, self.limit)
         except TooLarge:
             self.metrics.requests.labels(path, "too_large").inc()
-            await _answer(send, 413, f"body over {self.limit} bytes".encode())
+            await answer(send, 413, f"body over {self.limit} bytes".encode())
             return
-        except _Disconnected:
+        except Disconnected:
             self.metrics.requests.labels(path, "disconnected").inc()
             return
         key_index = None
@@ -192,7 +164,7 @@ class WebhookReceiver:
             if verdict != "valid":
                 self.metrics.requests.labels(path, f"signature_{verdict}").inc()
                 log.warning("webhook refused", path=path, signature=verdict, bytes=len(body))
-                await _answer(send, 401, f"signature {verdict}".encode())
+                await answer(send, 401, f"signature {verdict}".encode())
                 return
         parsed = parse_json(body)
         facts: Receipt = {
@@ -204,32 +176,58 @@ class WebhookReceiver:
             "content_type": headers.get(b"content-type"),
         }
         try:
-            if parsed is None:
+            if parsed is NOT_JSON:
                 record = raw_record(body, parsed=None, **facts)
-                await self.publish(self.dead_topic, encode(_dead_letter(record, body)))
+                letter = dead_letter(
+                    record,
+                    body,
+                    reason="invalid_json",
+                    detail="a signed webhook body that is not JSON",
+                )
+                if await self.storage.store(self.dead_topic, encode(letter)) is not None:
+                    # Within the limit, its base64 fits the dead-letter topic unless that
+                    # topic was made smaller than the catalogue says.
+                    log.error("dead letter refused by kafka", path=path, bytes=len(body))
                 self.metrics.requests.labels(path, "not_json").inc()
-                await _answer(send, 400, b"body is not JSON")
+                await answer(send, 400, b"body is not JSON")
                 return
-            await self.publish(
+            refused = await self.storage.store(
                 self.raw_topic, raw_record_bytes(body, waba_id=waba_of(parsed), **facts)
             )
+            if refused is not None:
+                await self.refused(send, path, body, parsed, facts, refused)
+                return
         except (KafkaError, TimeoutError) as exc:
             self.metrics.requests.labels(path, "unavailable").inc()
             log.error("kafka unavailable; answering 503", error=type(exc).__name__, path=path)
-            await _answer(send, 503, b"storage unavailable, retry later")
+            await answer(send, 503, b"storage unavailable, retry later")
             return
         self._stored[path].inc()
-        await _answer(send, 200, b"EVENT_RECEIVED")
+        await answer(send, 200, b"EVENT_RECEIVED")
 
-    async def publish(self, topic: str, record: KafkaRecord) -> None:
-        started = time.perf_counter()
-        # asyncio.timeout, not wait_for: no task per request (3.11+).
-        async with asyncio.timeout(self.timeout_s):
-            future = await self.producer.send(
-                topic, value=record.value, key=record.key, headers=record.headers
-            )
-            await future
-        self.metrics.publish_latency.observe(time.perf_counter() - started)
+    async def refused(
+        self, send: Send, path: str, body: bytes, parsed: object, facts: Receipt, why: Refusal
+    ) -> None:
+        """Kafka will never take this record: keep what fits as a dead letter, say why.
+
+        Raises like ``Storage.store`` when the dead letter cannot be written now.
+        """
+        record = raw_record(body, parsed=parsed, **facts)
+        kept = None
+        for keep in keep_sizes(len(body), record_bound(self.limit)):
+            letter = dead_letter(record, body, reason=why.reason, detail=why.detail, keep=keep)
+            if await self.storage.store(self.dead_topic, encode(letter)) is None:
+                kept = keep
+                break
+        self.metrics.requests.labels(path, "refused_by_kafka").inc()
+        log.error(
+            "kafka refuses the record for good",
+            path=path,
+            reason=why.reason,
+            bytes=len(body),
+            dead_letter_kept_bytes=kept,
+        )
+        await answer(send, why.status, why.detail.encode())
 
     # -- the rest, through Starlette
     async def meta_get(self, request: Request) -> Response:
@@ -252,45 +250,15 @@ class WebhookReceiver:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-_WANTED = frozenset({b"content-length", b"content-type", b"x-hub-signature-256"})
-
-
-def _headers(scope: Scope) -> dict[bytes, str]:
-    return {k: v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            text: str = value.decode("latin-1")
-            return text
-    return None
-
-
 def create_receiver(
-    settings: IngestSettings, producer: AIOKafkaProducer, registry: CollectorRegistry | None = None
+    settings: IngestSettings,
+    producer: AIOKafkaProducer,
+    registry: CollectorRegistry | None = None,
+    renew: ProducerFactory | None = None,
 ) -> WebhookReceiver:
-    return WebhookReceiver(settings, producer, registry)
-
-
-def _dead_letter(record: Message, body: bytes) -> DeadLetterRecorded:
-    return DeadLetterRecorded.model_validate(
-        {
-            "id": derive_id("dead_letter.recorded", {"raw": record.id}),
-            "time": record.time,
-            "source": SOURCE,
-            "subject": record.subject,
-            "data": {
-                "source_topic": "http:" + record.data.path,
-                "partition": -1,
-                "offset": -1,
-                "value_b64": base64.b64encode(body).decode(),
-                "reason": "invalid_json",
-                "detail": "a signed webhook body that is not JSON",
-                "consumer": "mmbus-ingest",
-            },
-        }
-    )
+    """``renew`` makes a new producer when Kafka's refusal of a record leaves the current
+    one unable to go on (:mod:`services.ingest.storage`)."""
+    return WebhookReceiver(settings, producer, registry, renew)
 
 
 __all__ = ["WebhookReceiver", "create_receiver"]

@@ -7,10 +7,11 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, Final, Literal, TypedDict, Unpack
 
 from mmbus.contracts.codec import CONTENT_TYPE, SPEC_VERSION, KafkaRecord, dumps, loads
 from mmbus.contracts.envelope import derive_id
+from mmbus.contracts.sizes import CONTENT_TYPE_MAX_CHARS, KEY_MAX_CHARS
 from mmbus.contracts.webhook_events import WebhookReceived
 
 SOURCE = "mmbus/ingest"
@@ -37,21 +38,43 @@ def same_secret(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def parse_json(body: bytes) -> Any | None:
-    """The body as JSON, or None when it is not JSON at all."""
+class _NotJson:
+    def __repr__(self) -> str:
+        return "NOT_JSON"
+
+
+# What parse_json returns for a body that is not JSON: None is JSON (``null``).
+NOT_JSON: Final = _NotJson()
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON (``null`` included, as None), or :data:`NOT_JSON`."""
     try:
         return loads(body)
     except (ValueError, RecursionError):
-        return None
+        return NOT_JSON
 
 
 def waba_of(parsed: Any) -> str | None:
-    """``entry[0].id``: the WABA the webhook is about (the raw stream's key)."""
+    """``entry[0].id``: the WABA the webhook is about (the raw stream's key).
+
+    Only an id that looks like one (a string or number of at most KEY_MAX_CHARS):
+    it is repeated in the key, subject and headers, so a record's size stays a
+    function of its body (mmbus.contracts.sizes).
+    """
     if isinstance(parsed, dict) and isinstance(parsed.get("entry"), list) and parsed["entry"]:
         first = parsed["entry"][0]
-        if isinstance(first, dict) and first.get("id") is not None:
-            return str(first["id"])
+        if isinstance(first, dict) and isinstance(first.get("id"), str | int):
+            text = str(first["id"])
+            if 0 < len(text) <= KEY_MAX_CHARS:
+                return text
     return None
+
+
+def _content_type(value: str | None) -> str | None:
+    # A content type is a few dozen characters; capped so a header cannot outgrow the
+    # envelope allowance of the record's size bound.
+    return value[:CONTENT_TYPE_MAX_CHARS] if value is not None else None
 
 
 def _body_and_id(body: bytes, source: str) -> tuple[str, str, str, str]:
@@ -115,7 +138,7 @@ def raw_record_bytes(
             "body_encoding": encoding,
             "signature": verdict,
             "signature_key_index": receipt["key_index"],
-            "content_type": receipt["content_type"],
+            "content_type": _content_type(receipt["content_type"]),
             "waba_id": waba_id,
         },
     }
@@ -152,7 +175,7 @@ def raw_record(body: bytes, *, parsed: Any, **receipt: Unpack[Receipt]) -> Webho
                 "body_encoding": encoding,
                 "signature": receipt["verdict"],
                 "signature_key_index": receipt["key_index"],
-                "content_type": receipt["content_type"],
+                "content_type": _content_type(receipt["content_type"]),
                 "waba_id": waba_id,
             },
         }

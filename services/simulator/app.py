@@ -39,6 +39,7 @@ from services.simulator.faults import (
     choose,
     latency_s,
 )
+from services.simulator.inbound import InboundRequest, inbound_webhook
 from services.simulator.limits import Bucket
 from services.simulator.rules import Accepted, GraphError, SendCall, admit, route
 from services.simulator.settings import SimulatorSettings
@@ -455,6 +456,7 @@ async def admin_preference(request: Request) -> Response:
             wa_id=wa_id,
             stop=body["stop"],
             timestamp=int(time.time()),
+            user_id=webhooks.bsuid_of(wa_id, number.waba_id),
         ),
         "user_preferences",
     )
@@ -483,10 +485,25 @@ async def admin_template(request: Request) -> Response:
                 language=template.language,
                 event=template.status,
                 timestamp=int(time.time()),
+                category=template.category,
             ),
             "template_status",
         )
     return json_response(template.model_dump(mode="json"))
+
+
+async def admin_inbound(request: Request) -> Response:
+    sim = _sim(request)
+    try:
+        inbound = InboundRequest.model_validate(await _body(request) or {})
+    except ValidationError as exc:
+        return _invalid(exc)
+    payload = inbound_webhook(sim.world, inbound, int(time.time()))
+    if payload is None:
+        return json_response({"error": f"no number {inbound.phone_number_id} in the world"}, 404)
+    sim.emit(payload, "inbound")
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    return json_response({"wamid": message["id"]})
 
 
 async def admin_faults(request: Request) -> Response:
@@ -609,6 +626,7 @@ def create_app(settings: SimulatorSettings, world: World) -> ConnectionResetMidd
         Route("/_admin/wabas/{waba_id}/onboard", admin_onboard, methods=["POST"]),
         Route("/_admin/users/{wa_id}/preference", admin_preference, methods=["POST"]),
         Route("/_admin/templates", admin_template, methods=["POST"]),
+        Route("/_admin/inbound", admin_inbound, methods=["POST"]),
         Route("/_admin/faults", admin_faults, methods=["GET", "PUT"]),
         Route("/_admin/behaviour", admin_behaviour, methods=["GET", "PUT"]),
         Route("/_admin/calls", admin_calls),

@@ -3,7 +3,9 @@
 ``plan(accepted, ...)`` is pure given its random source: it returns the
 webhooks to deliver with their delays. Meta's quirks are reproduced on purpose:
 some statuses are duplicated, some arrive out of order (``read`` before
-``delivered``), and clicks come only for MM API sends with activity sharing.
+``delivered``), and clicks come only for MM API sends with activity sharing, as does
+now and then a user action that is not a click. Statuses carry the recipient's
+business-scoped user ids, inside the status and beside it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class Behaviour(BaseModel):
     delivered_probability: float = Field(default=0.95, ge=0, le=1)
     read_probability: float = Field(default=0.6, ge=0, le=1)
     click_probability: float = Field(default=0.3, ge=0, le=1)
+    user_action_probability: float = Field(
+        default=0.05, ge=0, le=1, description="a user action that is not a link click"
+    )
     duplicate_probability: float = Field(default=0.05, ge=0, le=1)
     out_of_order_probability: float = Field(default=0.05, ge=0, le=1)
     held_probability: float = Field(
@@ -69,6 +74,8 @@ def plan(
             pricing_category=accepted.pricing_category,
             callback_data=accepted.callback_data,
             error=error,
+            user_id=webhooks.bsuid_of(accepted.to, accepted.waba_id),
+            parent_user_id=webhooks.bsuid_of(accepted.to, accepted.waba_id, parent=True),
         )
 
     ms = 1 / 1000
@@ -110,6 +117,29 @@ def plan(
                         timestamp=epoch_s + 4,
                         tracking_token=accepted.template.tracking_token or f"tt-{wamid[-12:]}",
                         click_id=f"ck-{rng.getrandbits(48):012x}",
+                    ),
+                )
+            )
+        if (
+            accepted.route == "marketing_messages"
+            and accepted.activity_sharing
+            and delivered
+            and rng.random() < behaviour.user_action_probability
+        ):
+            out.append(
+                PlannedWebhook(
+                    behaviour.click_delay_ms * ms,
+                    "user_action",
+                    webhooks.user_action(
+                        waba_id=accepted.waba_id,
+                        phone_number_id=accepted.phone_number_id,
+                        display_phone_number=number.display_phone_number,
+                        timestamp=epoch_s + 5,
+                        action_type=webhooks.OTHER_USER_ACTION,
+                        data={
+                            "tracking_token": accepted.template.tracking_token
+                            or f"tt-{wamid[-12:]}"
+                        },
                     ),
                 )
             )

@@ -54,8 +54,11 @@ class Delivery:
                 return str(value["statuses"][0]["id"])
             if "user_actions" in value:
                 action = value["user_actions"][0]
-                data = action.get("marketing_messages_link_click_data") or {}
-                return str(data.get("click_id"))
+                data = action.get("marketing_messages_link_click_data")
+                # Only a click has a click id; another action is not the audit's subject.
+                return str(data.get("click_id")) if isinstance(data, dict) else None
+            if "messages" in value:
+                return str(value["messages"][0]["id"])
         except (ValueError, LookupError, TypeError):
             return None
         return None

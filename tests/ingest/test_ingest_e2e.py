@@ -55,6 +55,7 @@ async def test_simulator_webhooks_become_typed_events_and_replay_gives_the_same_
                         "delivered_probability": 1.0,
                         "read_probability": 1.0,
                         "click_probability": 1.0,
+                        "user_action_probability": 0.0,
                         "out_of_order_probability": 0.0,
                     },
                 )

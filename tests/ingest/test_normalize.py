@@ -365,7 +365,9 @@ def test_batch_with_several_entries_and_changes() -> None:
                 "entry": [
                     {
                         "id": WABA,
-                        "changes": [{"field": "messages", "value": {"errors": [{"code": 131000}]}}],
+                        "changes": [
+                            {"field": "messages", "value": {"messaging_product": "whatsapp"}}
+                        ],
                     }
                 ],
             },
@@ -409,6 +411,9 @@ fields = st.sampled_from(
         "user_preferences",
         "message_template_status_update",
         "template_category_update",
+        "message_template_components_update",
+        "smb_message_echoes",
+        "calls",
         "other",
     ]
 )
@@ -429,6 +434,8 @@ shaped = st.builds(
                 "waba_info",
                 "user_preferences",
                 "contacts",
+                "errors",
+                "message_echoes",
             ]
         ),
         json_values,

@@ -42,6 +42,7 @@ def sim(sink: tuple[WebhookSink, str]) -> Iterator[httpx.Client]:
                 "delivered_probability": 1,
                 "read_probability": 1,
                 "click_probability": 1,
+                "user_action_probability": 0,
                 "webhook_retry_base_ms": 20,
                 "webhook_retry_max_ms": 100,
             },
