@@ -28,6 +28,7 @@ from mmbus.contracts.commands import SendTemplate
 from mmbus.contracts.webhook_events import MarketingLinkClicked
 
 CLICK_LABEL = "tracking_token"
+LINK_CLICK = "marketing_messages_link_click"
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,9 @@ def evolve(tally: ClickTally, event: SendTemplate | MarketingLinkClicked) -> Cli
         )
     token = event.data.tracking_token
     seen = tally.clicks_of_token.get(token or "", frozenset())
-    if token is None or event.id in seen:
+    # Logs written before user actions had their own event type hold other kinds as
+    # link clicks too; only a link click is a click.
+    if event.data.action_type != LINK_CLICK or token is None or event.id in seen:
         return tally
     return replace(
         tally,

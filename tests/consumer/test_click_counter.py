@@ -37,6 +37,9 @@ COMMANDS = [
     ev.command(4, campaign_id="autumn"),  # declares no token: no clicks to attribute
 ]
 CLICKS = [ev.click(SPRING, 1), ev.click(SPRING, 2), ev.click(AUTUMN, 3), ev.click("nobody", 4)]
+NOT_A_CLICK = ev.click(SPRING, 5).model_copy(
+    update={"data": ev.click(SPRING, 5).data.model_copy(update={"action_type": "catalog_view"})}
+)
 
 
 async def _publish_event(publish: Publish, stream: Stream, event: Message) -> None:
@@ -125,6 +128,7 @@ async def _topics(kind: str, connection: KafkaConnection) -> None:
         ([COMMANDS[0], COMMANDS[1], CLICKS[0], CLICKS[1]], {"spring": 2}, 0),
         ([COMMANDS[3], CLICKS[2]], {}, 1),  # no command declared autumn-cta
         ([*COMMANDS, *CLICKS], {"spring": 2, "autumn": 1}, 1),
+        ([COMMANDS[0], NOT_A_CLICK], {"spring": 0}, 0),  # an old log's other user action
     ],
 )
 def test_the_tally_is_a_fold_that_ignores_order_and_redelivery(
