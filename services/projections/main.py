@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import uvicorn
+from prometheus_client import ProcessCollector
 
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import configure_logging, get_logger
@@ -32,6 +33,7 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
         batch_records=settings.projector_batch_records,
         flush_interval_ms=settings.projector_flush_interval_ms,
     )
+    ProcessCollector(registry=projector.metrics.registry)  # process_*: CPU, memory, files
     loaded = await asyncio.to_thread(projector.load_state)
     log.info("projector state loaded", rows=loaded, offsets=len(projector.offsets))
 
