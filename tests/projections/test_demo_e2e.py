@@ -14,6 +14,7 @@ import httpx
 from services.campaign_csv import read_commands
 from services.common.settings import CommonSettings
 from services.demo import DEMO_CSV, DemoStack
+from tests.observability.support import exposed, expressions, referenced, run_promtool
 
 CAMPAIGN = "e2e-campaign"
 RANK = {"sent": 1, "delivered": 2, "read": 3}
@@ -54,6 +55,23 @@ def expected_state(kinds: set[str]) -> str:
     return max(reached, key=RANK.__getitem__) if reached else "accepted"
 
 
+def check_metrics_of_running_services(stack: DemoStack) -> None:
+    """Each service's /metrics passes promtool, and the alert rules and dashboards in
+    deploy/ query only metrics that the running services expose."""
+    pages = {}
+    with httpx.Client(timeout=10) as client:
+        for name in ("sender", "ingest", "projector"):
+            page = client.get(f"http://127.0.0.1:{stack.ports[name]}/metrics")
+            assert page.status_code == 200, name
+            run_promtool("check", "metrics", stdin=page.text)
+            pages[name] = exposed(page.text)
+            assert "process_cpu_seconds_total" in pages[name], f"{name} exposes process_*"
+    offered = set().union(*pages.values())
+    for where, expr in expressions().items():
+        missing = referenced(expr) - offered
+        assert not missing, f"{where} queries metrics no service exposes: {sorted(missing)}"
+
+
 def test_demo_campaign_funnel_matches_the_simulator_message_by_message(
     kafka_settings: CommonSettings, tmp_path: Path
 ) -> None:
@@ -69,6 +87,7 @@ def test_demo_campaign_funnel_matches_the_simulator_message_by_message(
         again = send_csv(kafka_settings)
         assert again.returncode == 0, again.stderr
         final = stack.settle(CAMPAIGN, len(commands), timeout_s=120)
+        check_metrics_of_running_services(stack)
         with httpx.Client(base_url=stack.simulator_url, timeout=10) as sim:
             messages, delivered = simulator_truth(sim)
         with httpx.Client(base_url=stack.query_url, timeout=10) as api:
