@@ -127,35 +127,47 @@ def _newer(state: RecipientState | None, event: Message) -> bool:
     return (event.time, event.id) > (state.since, state.because or "")
 
 
-def evolve_recipient(state: RecipientState | None, event: Message) -> RecipientState | None:
+def evolve_recipient(
+    state: RecipientState | None, event: Message, key: str | None = None
+) -> RecipientState | None:
+    """The user's state after ``event``; ``key`` names the user (a wa_id or a BSUID, see
+    :func:`recipient_keys`), by default the event's first key."""
+    user = key or next(iter(recipient_keys(event)), None)
+    if user is None:
+        return state
     if isinstance(event, UserMarketingPreferenceChanged):
         d = event.data
         stop = d.preference.lower() == "stop"
         if d.preference.lower() not in {"stop", "resume"} or not _newer(state, event):
             return state
         return RecipientState(
-            user_id=d.user_id, stopped_marketing=stop, since=event.time, because=event.id
+            user_id=user, stopped_marketing=stop, since=event.time, because=event.id
         )
     if isinstance(event, MessageStatus):
         st = event.data
         if (
             st.status == "failed"
             and any(e.code == 131050 for e in st.errors)
-            and st.recipient_id
             and _newer(state, event)
         ):
             return RecipientState(
-                user_id=st.recipient_id, stopped_marketing=True, since=event.time, because=event.id
+                user_id=user, stopped_marketing=True, since=event.time, because=event.id
             )
     return state
 
 
-def recipient_key(event: Message) -> str | None:
+def recipient_keys(event: Message) -> tuple[str, ...]:
+    """Every id the event names its user by: the wa_id (phone number) first, then the
+    business-scoped user id (BSUID) when the webhook carried one. A user known only by
+    BSUID is keyed by it; one known by both is kept under both, so a send addressed to
+    the phone number and a lookup by BSUID find the same stop."""
     if isinstance(event, UserMarketingPreferenceChanged):
-        return event.data.user_id
-    if isinstance(event, MessageStatus):
-        return event.data.recipient_id
-    return None
+        ids: tuple[str | None, ...] = (event.data.user_id, event.data.user_bsuid)
+    elif isinstance(event, MessageStatus):
+        ids = (event.data.recipient_id, event.data.recipient_user_id)
+    else:
+        return ()
+    return tuple(dict.fromkeys(i for i in ids if i))
 
 
 def template_key(waba_id: str, name: str) -> str:

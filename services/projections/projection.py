@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -27,7 +28,7 @@ from mmbus.folds import (
     evolve_recipient,
     evolve_template,
     evolve_waba,
-    recipient_key,
+    recipient_keys,
     template_key,
 )
 from services.projections import delivery, onboarding
@@ -253,9 +254,8 @@ class Projection:
         if "delivery" in self.names and t in PROJECTIONS["delivery"].types:
             self._delivery(event)
         if "suppression" in self.names:
-            user = recipient_key(event)
-            if user:
-                self._fold("recipient", user, evolve_recipient, event)
+            for user in recipient_keys(event):
+                self._fold("recipient", user, partial(evolve_recipient, key=user), event)
         if "templates" in self.names and t in PROJECTIONS["templates"].types:
             data = event.data
             name = getattr(data, "name", None) or getattr(data, "template_name", None)

@@ -30,7 +30,7 @@ from mmbus.folds import (
     evolve_recipient,
     evolve_template,
     evolve_waba,
-    recipient_key,
+    recipient_keys,
     template_key,
 )
 
@@ -71,9 +71,8 @@ class Knowledge:
             if tstate is not None:
                 self.templates[key] = tstate
         elif isinstance(event, RECIPIENT_EVENTS):
-            user = recipient_key(event)
-            if user:
-                rstate = evolve_recipient(self.recipients.get(user), event)
+            for user in recipient_keys(event):
+                rstate = evolve_recipient(self.recipients.get(user), event, user)
                 if rstate is not None:
                     self.recipients[user] = rstate
 
