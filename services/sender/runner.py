@@ -35,10 +35,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Coroutine
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from mmbus.contracts.topics import Stream, topic_name
@@ -55,13 +53,10 @@ from services.sender.offsets import LedgerCheckpoint, PartitionProgress, checkpo
 from services.sender.ports import Observer, SystemClock
 from services.sender.publishing import KafkaResults
 from services.sender.ratelimit import NumberPacer
+from services.sender.runtime import FatalSenderError, Rebalance, drain_tasks, until
 from services.sender.settings import SenderSettings
 
 log = get_logger("mmbus.sender")
-
-
-class FatalSenderError(RuntimeError):
-    """The sender cannot go on without risking loss; it stops so it is restarted."""
 
 
 class Sender:
@@ -150,7 +145,7 @@ class Sender:
             name="sender-knowledge",
         )
         try:
-            await _until(self.knowledge_ready.wait(), stop, knowledge)
+            await until(self.knowledge_ready.wait(), stop, knowledge)
             if not stop.is_set():
                 await self._serve(stop)
         finally:
@@ -172,7 +167,7 @@ class Sender:
             rebalance_timeout_ms=int(self.settings.sender_rebalance_timeout_s * 1000),
             **self.settings.kafka_client_options(),
         )
-        self._consumer.subscribe([self.commands_topic], listener=_Rebalance(self))
+        self._consumer.subscribe([self.commands_topic], listener=Rebalance(self))
         await self._consumer.start()
         committer = asyncio.create_task(self._commit_loop(stop), name="sender-commits")
         try:
@@ -324,39 +319,3 @@ class Sender:
             log.info("commit deferred", error=type(exc).__name__)
             return
         self.committed.update({tp: position for tp, (position, _) in offsets.items()})
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, sender: Sender) -> None:
-        self.sender = sender
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.sender.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.sender.on_assigned(assigned)
-
-
-async def drain_tasks(pending: list[asyncio.Task[None]], *, limit_s: float) -> int:
-    """Wait up to ``limit_s`` for the tasks; cancel the rest; how many were cancelled."""
-    if not pending:
-        return 0
-    _, still_running = await asyncio.wait(pending, timeout=limit_s)
-    for task in still_running:
-        task.cancel()
-    await asyncio.gather(*still_running, return_exceptions=True)
-    return len(still_running)
-
-
-async def _until(
-    awaitable: Coroutine[Any, Any, Any], stop: asyncio.Event, watch: asyncio.Task[None]
-) -> None:
-    """Wait for ``awaitable`` unless ``stop`` is set or ``watch`` dies first."""
-    main = asyncio.ensure_future(awaitable)
-    stopper = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait({main, stopper, watch}, return_when=asyncio.FIRST_COMPLETED)
-    for t in (main, stopper):
-        if t not in done:
-            t.cancel()
-    if watch in done and watch.exception() is not None:
-        raise FatalSenderError(f"knowledge consumer failed: {watch.exception()}")

@@ -234,7 +234,7 @@ async def test_admit_never_lets_a_window_hold_more_than_the_rate() -> None:
 
 
 async def test_drain_cancels_commands_that_outlive_the_partition() -> None:
-    from services.sender.runner import drain_tasks
+    from services.sender.runtime import drain_tasks
 
     quick = asyncio.create_task(asyncio.sleep(0))
 
