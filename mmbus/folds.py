@@ -172,3 +172,50 @@ def recipient_keys(event: Message) -> tuple[str, ...]:
 
 def template_key(waba_id: str, name: str) -> str:
     return f"{waba_id}:{name}"
+
+
+# ------------------------------------------------------------------- joins
+# A replay may fold the log's partitions in separate workers and join their
+# partial states. Each join combines what two states fold from disjoint parts
+# of the log, so join(fold(A), fold(B)) == fold(A + B); each is commutative,
+# associative and idempotent.
+#
+# The WABA fold and a template's status and category follow the log's order.
+# Their events share one key and so one partition, which a replay gives to one
+# worker: only one side knows them. Were a key spread over partitions (a topic
+# repartitioned), even a single consumer's result would depend on how it
+# interleaved them; the join then keeps the larger value, deterministically.
+
+
+def _order(state: object) -> tuple[tuple[bool, object], ...]:
+    return tuple((v is not None, v if v is not None else 0) for v in vars(state).values())
+
+
+def join_waba(a: WabaState | None, b: WabaState | None) -> WabaState | None:
+    if a is None or b is None or a == b:
+        return a if b is None else b
+    return max(a, b, key=_order)
+
+
+def join_template(a: TemplateState | None, b: TemplateState | None) -> TemplateState | None:
+    """Last use is the latest of both; status, category and approval come from the side
+    that saw the template's own events."""
+    if a is None or b is None or a == b:
+        return a if b is None else b
+    own_a = (a.category, a.status, a.approved_at)
+    own_b = (b.category, b.status, b.approved_at)
+    if own_b == (None, None, None) or own_a == own_b:
+        own = a
+    elif own_a == (None, None, None):
+        own = b
+    else:
+        own = max(a, b, key=_order)
+    used = [t for t in (a.last_used_at, b.last_used_at) if t is not None]
+    return replace(own, last_used_at=max(used) if used else None)
+
+
+def join_recipient(a: RecipientState | None, b: RecipientState | None) -> RecipientState | None:
+    """The newer fact wins, as in :func:`evolve_recipient`."""
+    if a is None or b is None or a == b:
+        return a if b is None else b
+    return max(a, b, key=lambda s: (s.since is not None, s.since or 0, s.because or "", _order(s)))

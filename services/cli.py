@@ -23,6 +23,8 @@ from services.localkafka import DEFAULT_KAFKA_VERSION, BrokerError, broker
 from services.localkafka.distribution import DistributionError, fetch_distribution, libs_dir
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from services.common.lifecycle import Main
 
 S = TypeVar("S", bound=BaseSettings)
@@ -83,8 +85,6 @@ _version = click.option(
     show_default=f"$MMBUS_KAFKA_VERSION or {DEFAULT_KAFKA_VERSION}",
     help="Apache Kafka version (org.apache.kafka:kafka_2.13 on Maven Central).",
 )
-
-
 _node = click.option(
     "--node",
     "node_ids",
@@ -93,6 +93,8 @@ _node = click.option(
     required=True,
     help="Node number (1, 2, 3...); repeat it for several nodes.",
 )
+
+
 @kafka.command("up")
 @_name
 @_version
@@ -154,8 +156,6 @@ def kafka_up(
     click.echo(f"export MMBUS_KAFKA_BOOTSTRAP_SERVERS={inst.bootstrap_servers}")
 
 
-@kafka.command("down")
-@_name
 def _kafka_cluster_up(
     name: str,
     nodes: int,
@@ -195,6 +195,8 @@ def _kafka_cluster_up(
     click.echo(f"export MMBUS_KAFKA_BOOTSTRAP_SERVERS={inst.bootstrap_servers}")
 
 
+@kafka.command("down")
+@_name
 @click.option("--all", "all_", is_flag=True, help="Every instance this tool started.")
 @click.option("--purge", is_flag=True, help="Also delete the instance's data and logs.")
 @click.option("--kill", is_flag=True, help="SIGKILL instead of a clean shutdown.")
@@ -226,11 +228,11 @@ def kafka_down(name: str, all_: bool, purge: bool, kill: bool) -> None:
 def kafka_status(name: str, as_json: bool) -> None:
     """Say whether the broker (every node) runs and answers; exit 1 when it does not."""
     try:
-        st = broker.status(name)
-    except BrokerError as exc:
         if broker.is_cluster(name):
             _kafka_cluster_status(name, as_json)
             return
+        st = broker.status(name)
+    except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(st.as_dict()))
@@ -245,8 +247,6 @@ def kafka_status(name: str, as_json: bool) -> None:
     sys.exit(0 if st.ready else 1)
 
 
-@kafka.command("fetch")
-@_version
 def _kafka_cluster_status(name: str, as_json: bool) -> None:
     from services.localkafka import cluster
 
@@ -312,6 +312,8 @@ def kafka_restart(name: str, node_ids: tuple[int, ...]) -> None:
         )
 
 
+@kafka.command("fetch")
+@_version
 def kafka_fetch(kafka_version: str) -> None:
     """Download the broker jars from Maven Central into the cache (once)."""
     try:
@@ -519,6 +521,38 @@ def projector(store: str | None, host: str | None, port: int | None) -> None:
     show_default=True,
     help="Whose offsets to read with --offsets-of.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Share the partitions among this many processes and join their partial states.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the plan and the workers' partial states go (shared by every host).",
+)
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Only fix the bounds and split the partitions into --dir/plan.json for --workers.",
+)
+@click.option(
+    "--shard",
+    type=int,
+    default=None,
+    help="Be worker N of the plan in --dir: fold its partitions into --dir/part-N.jsonl.",
+)
+@click.option(
+    "--join",
+    "join_parts",
+    is_flag=True,
+    help="Join the partial states in --dir, write --store and print the report.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the audit report as JSON.")
 def replay_cmd(
     store: str | None,
@@ -526,31 +560,34 @@ def replay_cmd(
     until: str | None,
     offsets_of: str | None,
     projector_name: str,
+    workers: int,
+    directory: Path | None,
+    plan_only: bool,
+    shard: int | None,
+    join_parts: bool,
     as_json: bool,
 ) -> None:
-    """Rebuild projections from the log for an audit and print the report with digests."""
-    from datetime import UTC, datetime
+    """Rebuild projections from the log for an audit and print the report with digests.
 
+    Across hosts: --plan on one host, --shard N on each worker (sharing --dir and
+    the Kafka cluster), then --join.
+    """
+    from services.projections.plan import PlanError
     from services.projections.projection import choose
-    from services.projections.replay import replay
     from services.projections.store import StoreError
 
     settings = _settings()
     configure_logging("WARNING", settings.log_format)
+    steps = sum((plan_only, shard is not None, join_parts))
+    if steps > 1:
+        raise click.UsageError("choose one of --plan, --shard and --join")
+    if steps and directory is None:
+        raise click.UsageError("--plan, --shard and --join need --dir")
     try:
         specs = choose(projections)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--projection") from exc
-    until_at = None
-    if until:
-        try:
-            until_at = datetime.fromisoformat(until)
-        except ValueError as exc:
-            raise click.BadParameter(
-                "use ISO 8601, e.g. 2026-11-21T10:00:00Z", param_hint="--until"
-            ) from exc
-        if until_at.tzinfo is None:
-            until_at = until_at.replace(tzinfo=UTC)
+    until_at = _until(until)
     bar_state: dict[str, Any] = {}
 
     def progress(done: int, total: int) -> None:
@@ -563,27 +600,108 @@ def replay_cmd(
             bar.update(min(done, total) - bar_state["done"])
             bar_state["done"] = min(done, total)
 
+    bounds = (offsets_of, projector_name) if offsets_of else None
     try:
-        report = _run(
-            replay(
+        if plan_only or shard is not None or join_parts:
+            assert directory is not None
+            report = _replay_step(
                 settings,
                 specs,
-                store_url=store,
-                until=until_at,
-                offsets_of=(offsets_of, projector_name) if offsets_of else None,
-                progress=progress,
-            ),
-            kafka=settings,
-        )
-    except StoreError as exc:
+                directory,
+                plan_only,
+                shard,
+                workers,
+                until_at,
+                bounds,
+                store,
+                progress,
+            )
+        else:
+            from services.projections.replay import replay
+
+            report = _run(
+                replay(
+                    settings,
+                    specs,
+                    store_url=store,
+                    until=until_at,
+                    offsets_of=bounds,
+                    progress=progress,
+                    workers=workers,
+                    directory=directory,
+                ),
+                kafka=settings,
+            ).as_dict()
+    except (StoreError, PlanError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         if "bar" in bar_state:
             bar_state["bar"].__exit__(None, None, None)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+    if report is None:
         return
-    _print_report(report.as_dict())
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    _print_report(report)
+
+
+def _until(until: str | None) -> datetime | None:
+    from datetime import UTC, datetime
+
+    if not until:
+        return None
+    try:
+        at = datetime.fromisoformat(until)
+    except ValueError as exc:
+        raise click.BadParameter(
+            "use ISO 8601, e.g. 2026-11-21T10:00:00Z", param_hint="--until"
+        ) from exc
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _replay_step(
+    settings: CommonSettings,
+    specs: Any,
+    directory: Path,
+    plan_only: bool,
+    shard: int | None,
+    workers: int,
+    until: datetime | None,
+    bounds: tuple[str, str] | None,
+    store_url: str | None,
+    progress: Any,
+) -> dict[str, Any] | None:
+    """One step of a replay split across hosts: the plan, one worker, or the join."""
+    from contextlib import nullcontext
+
+    from services.projections import replay as steps
+    from services.projections.partial import read_plan, write_plan
+    from services.projections.store import Store, StoreError
+
+    if plan_only:
+        plan = _run(
+            steps.plan_replay(settings, specs, workers=workers, until=until, offsets_of=bounds),
+            kafka=settings,
+        )
+        path = write_plan(directory, plan)
+        click.echo(f"plan {plan.id}: {len(plan.spans)} partitions, {workers} worker(s): {path}")
+        for n in range(workers):
+            click.echo(f"  worker {n}: mmbus replay --dir {directory} --shard {n}")
+        click.echo(f"then: mmbus replay --dir {directory} --join [--store URL]")
+        return None
+    plan = read_plan(directory)
+    if shard is not None:
+        _run(steps.run_shard(settings, plan, shard, directory, progress=progress), kafka=settings)
+        click.echo(f"worker {shard} of plan {plan.id}: wrote {directory}/part-{shard}.jsonl")
+        return None
+    with Store(store_url) if store_url else nullcontext() as store:
+        if store is not None and not store.is_empty():
+            raise StoreError(
+                f"{store_url} already holds projections; a replay needs a fresh store "
+                "(a new file or database)"
+            )
+        parts = steps.read_parts(directory, plan, range(len(plan.shards)))
+        return steps.complete(plan, parts, store, name="mmbus-replay").as_dict()
 
 
 def _print_report(report: dict[str, Any]) -> None:

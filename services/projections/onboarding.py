@@ -102,6 +102,22 @@ def evolve_number(state: NumberState | None, event: Message) -> NumberState | No
     )
 
 
+def join_portfolios(a: PortfolioState | None, b: PortfolioState | None) -> PortfolioState | None:
+    """The first signature of either side (by time, then event id), as the fold keeps it."""
+    if a is None or b is None or a == b:
+        return a if b is None else b
+    if a.terms_signed_at is None or b.terms_signed_at is None:
+        return a if b.terms_signed_at is None else b
+    return min(a, b, key=lambda s: (s.terms_signed_at, s.because or "", s.signed_via_waba or ""))
+
+
+def join_numbers(a: NumberState | None, b: NumberState | None) -> NumberState | None:
+    """The earlier sighting (by time, then event id), as the fold keeps it."""
+    if a is None or b is None or a == b:
+        return a if b is None else b
+    return min(a, b, key=lambda s: (s.first_seen, s.because, s.waba_id))
+
+
 def onboarding_view(
     waba_id: str, waba: WabaState | None, portfolio: PortfolioState | None
 ) -> OnboardingView:

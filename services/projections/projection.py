@@ -3,28 +3,24 @@
 This is the adapter between the folds and the store. It files each event's
 fact under the right entity (joining wamids to command ids), keeps the
 campaign aggregates in step with the messages, and remembers which rows
-changed since the last flush. Rows are canonical JSON, so the digest of the
-same state is the same whether it was built live, replayed, or reloaded.
+changed since the last flush.
+
+A live projector keeps the derived rows (aggregates, click counts) and the
+change list up to date per batch, because it writes every batch. A replay
+(``incremental=False``) only folds the entities and derives those rows once
+at the end (:meth:`Projection.settle`): the same rows, without moving each
+message's share of the aggregates on every batch, and without the change list
+of a store written once.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
-import orjson
-from pydantic import TypeAdapter
-
 from mmbus.contracts.envelope import Message
-from mmbus.contracts.topics import Stream, catalogue
 from mmbus.folds import (
-    RecipientState,
-    TemplateState,
-    WabaState,
     evolve_recipient,
     evolve_template,
     evolve_waba,
@@ -32,236 +28,114 @@ from mmbus.folds import (
     template_key,
 )
 from services.projections import delivery, onboarding
-from services.projections.delivery import (
+from services.projections.aggregates import (
     Aggregate,
     AggregateKey,
-    Click,
-    MessageState,
-    TokenState,
     add_counts,
+    aggregate_all,
     contribution,
 )
-from services.projections.onboarding import NumberState, PortfolioState
-
-
-@dataclass(frozen=True)
-class ClickCount:
-    tracking_token: str
-    day: str
-    clicks: int
-
-
-@dataclass(frozen=True)
-class ProjectionSpec:
-    name: str
-    kinds: tuple[str, ...]
-    types: frozenset[str]
-
-
-_SEND_RESULTS = frozenset(
-    {
-        "send.attempted",
-        "send.accepted",
-        "send.failed",
-        "send.suppressed",
-        "send.rejected",
-        "send.indeterminate",
-    }
+from services.projections.clicks import Click, ClickCount, count_all, count_key
+from services.projections.message import MessageState
+from services.projections.rows import Row, digest_lines, dump_doc, load_doc, to_row
+from services.projections.specs import (
+    DERIVED_KINDS,
+    PROJECTIONS,
+    ProjectionSpec,
+    choose,
+    streams_for,
 )
 
-PROJECTIONS: dict[str, ProjectionSpec] = {
-    spec.name: spec
-    for spec in (
-        ProjectionSpec(
-            "onboarding",
-            ("waba", "portfolio", "number"),
-            frozenset(
-                {
-                    "account.updated",
-                    "account.onboarding_observed",
-                    "send.attempted",
-                    "send.accepted",
-                    "message.status",
-                }
-            ),
-        ),
-        ProjectionSpec(
-            "delivery",
-            ("message", "aggregate", "click", "click_count", "token"),
-            frozenset({"send.template", "message.status", "marketing.link_clicked"})
-            | _SEND_RESULTS,
-        ),
-        ProjectionSpec(
-            "suppression",
-            ("recipient",),
-            frozenset({"user.marketing_preference_changed", "message.status"}),
-        ),
-        ProjectionSpec(
-            "templates",
-            ("template",),
-            frozenset(
-                {
-                    "template.status_changed",
-                    "template.category_changed",
-                    "template.quality_changed",
-                    "send.accepted",
-                }
-            ),
-        ),
-    )
-}
-
-KIND_TYPES: dict[str, Any] = {
-    "waba": WabaState,
-    "portfolio": PortfolioState,
-    "number": NumberState,
-    "template": TemplateState,
-    "recipient": RecipientState,
-    "message": MessageState,
-    "aggregate": Aggregate,
-    "click": Click,
-    "click_count": ClickCount,
-    "token": TokenState,
-}
-_ADAPTERS = {kind: TypeAdapter(cls) for kind, cls in KIND_TYPES.items()}
+# Older imports of these names from here keep working.
+__all__ = [
+    "DERIVED_KINDS",
+    "PROJECTIONS",
+    "Click",
+    "ClickCount",
+    "Projection",
+    "ProjectionSpec",
+    "Row",
+    "choose",
+    "digest_lines",
+    "dump_doc",
+    "load_doc",
+    "streams_for",
+    "to_row",
+]
 
 
-def choose(names: Iterable[str] | None) -> tuple[ProjectionSpec, ...]:
-    chosen = list(names) if names else list(PROJECTIONS)
-    unknown = [n for n in chosen if n not in PROJECTIONS]
-    if unknown:
-        raise ValueError(
-            f"unknown projection(s) {', '.join(unknown)}; choose from {', '.join(PROJECTIONS)}"
-        )
-    return tuple(PROJECTIONS[n] for n in sorted(set(chosen)))
+Handler = Callable[[Message], None]
 
 
-def streams_for(specs: Iterable[ProjectionSpec]) -> list[Stream]:
-    wanted = set().union(*(s.types for s in specs))
-    return [
-        spec.stream
-        for spec in catalogue("", partitions=1)
-        if wanted & set(spec.carries) and spec.stream is not Stream.DEAD_LETTERS
-    ]
-
-
-# ------------------------------------------------------------------- rows
-@dataclass(frozen=True)
-class Row:
-    kind: str
-    key: str
-    doc: bytes  # canonical JSON
-    ref: str | None = None  # a second lookup key (wamid, WABA id, owner)
-    grp: str | None = None  # a grouping key (campaign id, tracking token)
-    ts: str | None = None  # a time to filter on, ISO 8601
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):  # named tuples (history steps) as JSON arrays
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def dump_doc(state: Any) -> bytes:
-    return orjson.dumps(state, default=_plain, option=orjson.OPT_SORT_KEYS)
-
-
-def load_doc(kind: str, doc: bytes | str) -> Any:
-    return _ADAPTERS[kind].validate_json(doc)
-
-
-def to_row(kind: str, key: str, state: Any) -> Row:
-    doc = dump_doc(state)
-    if isinstance(state, MessageState):
-        first = state.requested_at or min((w for _, w in state.times), default=None)
-        return Row(kind, key, doc, ref=state.wamid, grp=state.campaign_id, ts=_iso(first))
-    if isinstance(state, Aggregate):
-        return Row(kind, key, doc, grp=state.campaign_id, ts=state.day)
-    if isinstance(state, ClickCount):
-        return Row(kind, key, doc, grp=state.tracking_token, ts=state.day)
-    if isinstance(state, Click):
-        return Row(kind, key, doc, grp=state.tracking_token, ts=_iso(state.time))
-    if isinstance(state, RecipientState):
-        return Row(kind, key, doc, ts=_iso(state.since))
-    if isinstance(state, WabaState):
-        return Row(kind, key, doc, ref=state.owner_business_id, ts=_iso(state.since))
-    if isinstance(state, NumberState):
-        return Row(kind, key, doc, ref=state.waba_id, ts=_iso(state.first_seen))
-    if isinstance(state, TemplateState):
-        return Row(kind, key, doc, ref=state.waba_id, ts=_iso(state.approved_at))
-    if isinstance(state, TokenState):
-        return Row(kind, key, doc, grp=state.campaign_id)
-    if isinstance(state, PortfolioState):
-        return Row(kind, key, doc, ts=_iso(state.terms_signed_at))
-    raise TypeError(f"no row mapping for {type(state).__name__}")
-
-
-def digest_lines(lines: Iterable[tuple[str, str, bytes]]) -> str:
-    """sha256 over (kind, key, doc) sorted: the fingerprint of a projection's state."""
-    h = hashlib.sha256()
-    for kind, key, doc in sorted(lines):
-        h.update(kind.encode())
-        h.update(b"\t")
-        h.update(key.encode())
-        h.update(b"\t")
-        h.update(doc)
-        h.update(b"\n")
-    return h.hexdigest()
-
-
-# --------------------------------------------------------------- the state
 class Projection:
     """Every chosen projection's entities, in memory, with the rows changed since the last flush."""
 
-    def __init__(self, specs: Iterable[ProjectionSpec]) -> None:
+    def __init__(self, specs: Iterable[ProjectionSpec], *, incremental: bool = True) -> None:
         self.specs = tuple(specs)
         self.names = frozenset(s.name for s in self.specs)
         self.kinds = tuple(k for s in self.specs for k in s.kinds)
         self.types = frozenset().union(*(s.types for s in self.specs))
+        self.incremental = incremental
         self.entities: dict[str, dict[str, Any]] = {kind: {} for kind in self.kinds}
         self.wamids: dict[str, str] = {}
         # Each message's current share of the aggregates, so a change moves it in one step.
         self._contributions: dict[str, tuple[AggregateKey, dict[str, int]]] = {}
         self._touched: set[str] = set()  # messages whose contribution may have moved
+        self._stale = False  # not incremental: derived rows to compute again
         self.dirty: set[tuple[str, str]] = set()
         self.applied = 0
         self.by_type: dict[str, int] = {}
+        self._route = self._routes()
+
+    def _routes(self) -> dict[str, tuple[Handler, ...]]:
+        """Per event type, the folds it feeds (looked up once per event)."""
+        routes: dict[str, list[Handler]] = {t: [] for t in self.types}
+
+        def to(types: Iterable[str], handler: Handler) -> None:
+            for t in types:
+                if t in routes:
+                    routes[t].append(handler)
+
+        if "onboarding" in self.names:
+            to(("account.updated", "account.onboarding_observed"), self._account)
+            to(("send.attempted", "send.accepted", "message.status"), self._number)
+        if "delivery" in self.names:
+            to(("marketing.link_clicked",), self._click)
+            to(("send.template",), self._token)
+            to(PROJECTIONS["delivery"].types - {"marketing.link_clicked"}, self._message)
+        if "suppression" in self.names:
+            to(("user.marketing_preference_changed", "message.status"), self._recipient)
+        if "templates" in self.names:
+            to(PROJECTIONS["templates"].types, self._template)
+        return {t: tuple(handlers) for t, handlers in routes.items()}
 
     # -- loading a stored state
     def load(self, kind: str, key: str, doc: bytes | str) -> None:
-        state = load_doc(kind, doc)
+        self.put(kind, key, load_doc(kind, doc))
+
+    def put(self, kind: str, key: str, state: Any) -> None:
+        """Hold a known state (reloaded, or joined from partial states)."""
         self.entities[kind][key] = state
         if isinstance(state, MessageState):
             if state.wamid:
                 self.wamids[state.wamid] = key
-            part = contribution(state)
-            if part is not None:
-                self._contributions[key] = part
+            if self.incremental:
+                part = contribution(state)
+                if part is not None:
+                    self._contributions[key] = part
+            else:
+                self._stale = True
 
     # -- folding
     def apply(self, event: Message) -> None:
         t = event.type
-        if t not in self.types:
+        handlers = self._route.get(t)
+        if handlers is None:
             return
         self.applied += 1
         self.by_type[t] = self.by_type.get(t, 0) + 1
-        if "onboarding" in self.names:
-            self._onboarding(event)
-        if "delivery" in self.names and t in PROJECTIONS["delivery"].types:
-            self._delivery(event)
-        if "suppression" in self.names:
-            for user in recipient_keys(event):
-                self._fold("recipient", user, partial(evolve_recipient, key=user), event)
-        if "templates" in self.names and t in PROJECTIONS["templates"].types:
-            data = event.data
-            name = getattr(data, "name", None) or getattr(data, "template_name", None)
-            waba = getattr(data, "waba_id", None)
-            if waba and name:
-                self._fold("template", template_key(waba, name), evolve_template, event)
+        for handler in handlers:
+            handler(event)
 
     def _fold(self, kind: str, key: str, fold: Any, event: Message) -> None:
         table = self.entities[kind]
@@ -269,51 +143,95 @@ class Projection:
         after = fold(before, event)
         if after is not None and after is not before and after != before:
             table[key] = after
-            self.dirty.add((kind, key))
+            if self.incremental:
+                self.dirty.add((kind, key))
 
-    def _onboarding(self, event: Message) -> None:
-        if event.type.startswith("account."):
-            waba_id = getattr(event.data, "waba_id", None)
-            if waba_id:
-                self._fold("waba", waba_id, evolve_waba, event)
-            business = onboarding.portfolio_of(event)
-            if business:
-                self._fold("portfolio", business, onboarding.evolve_portfolio, event)
+    def _account(self, event: Message) -> None:
+        waba_id = getattr(event.data, "waba_id", None)
+        if waba_id:
+            self._fold("waba", waba_id, evolve_waba, event)
+        business = onboarding.portfolio_of(event)
+        if business:
+            self._fold("portfolio", business, onboarding.evolve_portfolio, event)
+
+    def _number(self, event: Message) -> None:
         number = onboarding.number_of(event)
         if number:
             self._fold("number", number[0], onboarding.evolve_number, event)
 
-    def _delivery(self, event: Message) -> None:
-        click = delivery.click_of(event)
-        if click is not None:
-            self._click(click)
-            return
+    def _recipient(self, event: Message) -> None:
+        for user in recipient_keys(event):
+            self._fold("recipient", user, partial(evolve_recipient, key=user), event)
+
+    def _template(self, event: Message) -> None:
+        # The model's fields, not getattr: a missing attribute costs pydantic an exception.
+        data = vars(event.data)
+        name = data.get("name") or data.get("template_name")
+        waba = data.get("waba_id")
+        if waba and name:
+            self._fold("template", template_key(waba, name), evolve_template, event)
+
+    def _token(self, event: Message) -> None:
         token = delivery.token_of(event)
         if token is not None:
             self._fold("token", token.tracking_token, delivery.evolve_token, event)
-        seen = delivery.fact(event)
+
+    def _message(self, event: Message) -> None:
+        seen = delivery.known_of(event)
         if seen is None:
             return
         messages = self.entities["message"]
         filed = delivery.file_fact(seen, event.id, messages.get, self.wamids.get)
         if filed is None:
             return
-        if filed.absorbed is not None:
-            del messages[filed.absorbed]
-            self.dirty.add(("message", filed.absorbed))
-            self._touched.add(filed.absorbed)
-        if filed.state.wamid:
-            self.wamids[filed.state.wamid] = filed.key
-        messages[filed.key] = filed.state
-        self.dirty.add(("message", filed.key))
-        self._touched.add(filed.key)
+        key, state, absorbed = filed
+        if absorbed is not None:
+            del messages[absorbed]
+        if state.wamid:
+            self.wamids[state.wamid] = key
+        messages[key] = state
+        if self.incremental:
+            if absorbed is not None:
+                self.dirty.add(("message", absorbed))
+                self._touched.add(absorbed)
+            self.dirty.add(("message", key))
+            self._touched.add(key)
+        else:
+            self._stale = True
+
+    def _click(self, event: Message) -> None:
+        click = delivery.click_of(event)
+        if click is None:
+            return
+        clicks = self.entities["click"]
+        if click.event_id in clicks:
+            return  # the same webhook again: counted once
+        clicks[click.event_id] = click
+        if not self.incremental:
+            self._stale = True
+            return
+        self.dirty.add(("click", click.event_id))
+        counts = self.entities["click_count"]
+        key = count_key(click)
+        current = counts.get(key)
+        counts[key] = ClickCount(
+            click.tracking_token, click.day, (current.clicks if current else 0) + 1
+        )
+        self.dirty.add(("click_count", key))
 
     def settle(self) -> None:
-        """Bring the aggregates up to date with the messages changed since the last settle.
+        """Bring the derived rows up to date with the messages and clicks.
 
-        Done per batch, not per event: a message that moved through several states
-        in one batch moves its contribution once.
+        Live: per batch, not per event (a message that moved through several
+        states in one batch moves its contribution once). Not incremental: all
+        at once, from the final entities.
         """
+        if not self.incremental:
+            if self._stale and "delivery" in self.names:
+                self.entities["aggregate"] = aggregate_all(self.entities["message"].values())
+                self.entities["click_count"] = count_all(self.entities["click"].values())
+            self._stale = False
+            return
         messages = self.entities.get("message", {})
         for key in self._touched:
             self._count(key, messages.get(key))
@@ -350,20 +268,6 @@ class Projection:
         else:
             aggregates.pop(text, None)
 
-    def _click(self, click: Click) -> None:
-        clicks = self.entities["click"]
-        if click.event_id in clicks:
-            return  # the same webhook again: counted once
-        clicks[click.event_id] = click
-        self.dirty.add(("click", click.event_id))
-        counts = self.entities["click_count"]
-        key = f"{click.tracking_token}|{click.day}"
-        current = counts.get(key)
-        counts[key] = ClickCount(
-            click.tracking_token, click.day, (current.clicks if current else 0) + 1
-        )
-        self.dirty.add(("click_count", key))
-
     # -- flushing and fingerprints
     def take_dirty(self) -> tuple[list[Row], list[tuple[str, str]]]:
         self.settle()
@@ -382,6 +286,14 @@ class Projection:
         """Nothing to write (no store): settle the aggregates and drop the change list."""
         self.settle()
         self.dirty.clear()
+
+    def sorted_entities(self, kinds: Iterable[str] | None = None) -> Iterator[tuple[str, str, Any]]:
+        """Every entity by (kind, key): the order digests are taken in."""
+        self.settle()
+        for kind in sorted(kinds or self.kinds):
+            table = self.entities.get(kind, {})
+            for key in sorted(table):
+                yield kind, key, table[key]
 
     def rows(self, kinds: Iterable[str] | None = None) -> Iterator[tuple[str, str, bytes]]:
         self.settle()

@@ -5,10 +5,8 @@ itself every partition of the streams it needs, seeks to the offsets stored
 with its rows (or the beginning) and never commits to Kafka. Each batch is
 folded in memory, then the changed rows and the new offsets go to the store
 in one transaction. It is ready once it has reached the end offsets it saw
-at start.
-
-Bounded runs (replay) stop at given offsets, or at the first record logged
-after a point in time, on every partition.
+at start. (A replay, which stops at bounds, reads with
+:mod:`services.projections.shard` instead.)
 
 Why aiokafka directly and not FastStream (which :mod:`mmbus.consumer` builds
 on): FastStream subscribers are consumer-group members that commit to Kafka;
@@ -22,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -39,14 +37,6 @@ from services.projections.store import Offsets, Store
 log = get_logger("mmbus.projector")
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """Where a bounded run stops: at these next-offsets, and/or after this log time (ms)."""
-
-    offsets: Mapping[tuple[str, int], int] | None = None
-    until_ms: int | None = None
 
 
 @dataclass
@@ -102,10 +92,8 @@ class Projector:
         store: Store | None,
         *,
         name: str,
-        bounds: Bounds | None = None,
         batch_records: int = 5000,
         flush_interval_ms: int = 200,
-        flush_every_records: int | None = None,
         progress: Progress | None = None,
         metrics: ProjectorMetrics | None = None,
     ) -> None:
@@ -113,14 +101,8 @@ class Projector:
         self.projection = projection
         self.store = store
         self.name = name
-        self.bounds = bounds
         self.batch_records = batch_records
         self.flush_interval_ms = flush_interval_ms
-        # Live: one transaction per batch read (fresh rows, exact resumption). A bounded
-        # run (replay) may fold many batches per transaction: a message touched by
-        # several batches is then written once.
-        self.flush_every_records = flush_every_records or batch_records
-        self._unflushed = 0
         self.progress = progress
         self.metrics = metrics or ProjectorMetrics()
         self.topics = [
@@ -182,79 +164,42 @@ class Projector:
             consumer.assign(partitions)
             beginnings = await consumer.beginning_offsets(partitions)
             ends = await consumer.end_offsets(partitions)
-            limits: dict[TopicPartition, int] = {}
             for tp in partitions:
                 key = (tp.topic, tp.partition)
                 start = max(self.offsets.get(key, 0), beginnings[tp])
                 self.offsets[key] = start
                 consumer.seek(tp, start)
                 self._end[key] = ends[tp]
-                if self.bounds is not None:
-                    limit = ends[tp]
-                    if self.bounds.offsets is not None:
-                        limit = min(limit, self.bounds.offsets.get(key, 0))
-                    limits[tp] = limit
-            done = {
-                tp
-                for tp, limit in limits.items()
-                if self.offsets[(tp.topic, tp.partition)] >= limit
-            }
-            if done:
-                consumer.pause(*done)
-            total = sum(
-                max(0, lim - self.offsets[(t.topic, t.partition)]) for t, lim in limits.items()
-            )
             self._check_ready()
             log.info(
                 "projector reading",
                 projector=self.name,
                 partitions=len(partitions),
                 lag=self.lag(),
-                bounded=self.bounds is not None,
             )
             while not stop.is_set():
-                if self.bounds is not None and len(done) == len(partitions):
-                    break
                 batch = await consumer.getmany(
                     timeout_ms=self.flush_interval_ms, max_records=self.batch_records
                 )
                 for tp, records in batch.items():
-                    if tp in done:
-                        continue
                     key = (tp.topic, tp.partition)
-                    limit = limits.get(tp)
                     for record in records:
-                        if limit is not None and record.offset >= limit:
-                            break
-                        if (
-                            self.bounds is not None
-                            and self.bounds.until_ms is not None
-                            and record.timestamp > self.bounds.until_ms
-                        ):
-                            limit = record.offset  # logged after the point in time
-                            break
                         self._fold(record)
+                        # Per record: if a fold raised, the flush in `finally` must
+                        # not store offsets past what the state holds.
                         self.offsets[key] = record.offset + 1
                         self.read += 1
-                    if limit is not None and self.offsets[key] >= limit:
-                        limits[tp] = limit
-                        done.add(tp)
-                        consumer.pause(tp)
                 self._count_batch()
-                self._unflushed += sum(len(r) for r in batch.values())
-                if self._unflushed and (
-                    self.bounds is None
-                    or self._unflushed >= self.flush_every_records
-                    or len(done) == len(partitions)
-                ):
+                if batch:
+                    # One transaction per batch read: fresh rows, exact resumption.
                     await self._flush()
                 if batch and self.progress is not None:
-                    self.progress(self.read, total)
+                    self.progress(self.read, self.lag())
                 self.metrics.lag.set(self.lag())
                 self._check_ready()
                 async with self.progressed:
                     self.progressed.notify_all()
-                if not batch and self.bounds is None:
+                if not batch:
                     await self._refresh_ends(consumer, partitions)
         finally:
             try:
@@ -319,7 +264,6 @@ class Projector:
         while the next batch is read and folded; sqlite3 and psycopg release the
         GIL while they work. Writes stay one at a time and in order.
         """
-        self._unflushed = 0
         if self.store is None:
             self.projection.forget_dirty()
             return

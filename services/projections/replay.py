@@ -2,86 +2,146 @@
 
 A replay reads from the beginning of every stream up to a bound: the streams'
 ends when it started, the offsets stored by another (live) projector, or the
-last record logged at or before a point in time. The audit report counts
-events per type and messages per state, lists anomalies, and gives a digest
-per projection; the same log up to the same offsets always gives the same
-digests, which is how a replay is compared with the live projection.
+last record logged at or before a point in time. The bounds are fixed first,
+in a plan (:mod:`services.projections.plan`); the plan's partitions are folded
+by one process or shared among workers whose partial states are joined
+(:mod:`services.projections.join`). The audit report counts events per type and
+messages per state, lists anomalies, and gives a digest per projection; the
+same log up to the same offsets always gives the same digests, however many
+workers folded it, which is how a replay is compared with the live projection.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+import multiprocessing
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 from services.common.settings import CommonSettings
-from services.projections.delivery import MessageState
-from services.projections.projection import Projection, ProjectionSpec, digest_lines
-from services.projections.projector import Bounds, Progress, Projector
-from services.projections.store import Store, StoreError
+from services.projections.audit import AuditReport, audit, finish
+from services.projections.join import Partial, join_all
+from services.projections.partial import part_path, read_partial, write_partial, write_plan
+from services.projections.plan import PlanError, ReplayPlan, make_plan
+from services.projections.projection import ProjectionSpec
+from services.projections.shard import Progress, Stages, fold_spans, young_garbage_only
+from services.projections.store import Offsets, Store, StoreError
 
 
-@dataclass
-class AuditReport:
-    projections: list[str]
-    records_read: int
-    events_by_type: dict[str, int]
-    rows_by_kind: dict[str, int]
-    messages_by_state: dict[str, int]
-    anomalies: dict[str, int]
-    digests: dict[str, str]
-    offsets: dict[str, int] = field(default_factory=dict)
-    until: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "projections": self.projections,
-            "until": self.until,
-            "records_read": self.records_read,
-            "events_by_type": self.events_by_type,
-            "rows_by_kind": self.rows_by_kind,
-            "messages_by_state": self.messages_by_state,
-            "anomalies": self.anomalies,
-            "digests": self.digests,
-            "offsets": self.offsets,
-        }
+def offsets_of(partial: Partial) -> Offsets:
+    return {tp: nxt for tp, (_, nxt) in sorted(partial.reached().items())}
 
 
-def audit(projection: Projection, projector: Projector) -> AuditReport:
-    """What the rebuilt state holds, and what in it deserves a second look."""
-    anomalies: Counter[str] = Counter(projector.anomalies)
-    states: Counter[str] = Counter()
-    for m in projection.entities.get("message", {}).values():
-        assert isinstance(m, MessageState)
-        states[m.state] += 1
-        if m.command_id is None:
-            anomalies["status_for_unknown_message"] += 1
-        if m.fell_back:
-            anomalies["fell_back_to_cloud_api"] += 1
-        if m.outcome == "indeterminate" and m.status is None:
-            anomalies["indeterminate_unreconciled"] += 1
-        if m.outcome == "indeterminate" and m.status is not None:
-            anomalies["indeterminate_reconciled_by_status"] += 1
-        if m.requested_at is None and m.command_id is not None:
-            anomalies["result_without_command"] += 1
-    lines = list(projection.rows())  # serialised once, fingerprinted per projection
-    digests = {
-        spec.name: digest_lines(line for line in lines if line[0] in spec.kinds)
-        for spec in projection.specs
-    }
-    digests["all"] = digest_lines(lines)
-    return AuditReport(
-        projections=[s.name for s in projection.specs],
-        records_read=projector.read,
-        events_by_type=dict(sorted(projection.by_type.items())),
-        rows_by_kind={k: len(v) for k, v in sorted(projection.entities.items())},
-        messages_by_state=dict(sorted(states.items())),
-        anomalies=dict(sorted(anomalies.items())),
-        digests=digests,
-        offsets={f"{t}[{p}]": n for (t, p), n in sorted(projector.offsets.items())},
+def check_complete(plan: ReplayPlan, partial: Partial) -> None:
+    """Every partition of the plan read by exactly one worker from its start."""
+    reached = partial.reached()
+    for span in plan.spans:
+        got = reached.get((span.topic, span.partition))
+        if got is None or got[0] != span.start:
+            raise PlanError(f"{span.topic}[{span.partition}] is missing from the partial states")
+
+
+async def plan_replay(
+    settings: CommonSettings,
+    specs: tuple[ProjectionSpec, ...],
+    *,
+    workers: int = 1,
+    until: datetime | None = None,
+    offsets_of: tuple[str, str] | None = None,
+) -> ReplayPlan:
+    """Fix the bounds now (``offsets_of`` is (store URL, projector name): a live projector's)."""
+    bound_offsets = None
+    if offsets_of is not None:
+        with Store(offsets_of[0]) as live:
+            bound_offsets = live.offsets(offsets_of[1])
+        if not bound_offsets:
+            raise StoreError(
+                f"projector {offsets_of[1]!r} has no offsets in {offsets_of[0]}; "
+                "check --offsets-of and --projector-name"
+            )
+    until_ms = int(until.timestamp() * 1000) if until is not None else None
+    return await make_plan(
+        settings, specs, workers=workers, until_ms=until_ms, offsets=bound_offsets
     )
+
+
+async def run_shard(
+    settings: CommonSettings,
+    plan: ReplayPlan,
+    shard: int,
+    directory: Path | None = None,
+    *,
+    progress: Progress | None = None,
+    stages: Stages | None = None,
+) -> Partial:
+    """Fold one worker's share of the plan; with ``directory``, hand it back as a file."""
+    with young_garbage_only():
+        partial = await fold_spans(
+            settings,
+            plan.specs,
+            plan.shard(shard),
+            until_ms=plan.until_ms,
+            progress=progress,
+            stages=stages,
+        )
+        if directory is not None:
+            write_partial(part_path(directory, shard), partial, plan_id=plan.id, shard=shard)
+    return partial
+
+
+def read_parts(directory: Path, plan: ReplayPlan, shards: range) -> list[Partial]:
+    """The workers' partial states, as files in ``directory``, checked against the plan."""
+    parts = []
+    with young_garbage_only():  # large, long-lived states: see shard.py
+        for shard in shards:
+            path = part_path(directory, shard)
+            if not path.exists():
+                raise PlanError(f"worker {shard}'s partial state {path} is missing")
+            _, partial = read_partial(path, plan_id=plan.id)
+            parts.append(partial)
+    return parts
+
+
+def complete(
+    plan: ReplayPlan,
+    partials: list[Partial],
+    store: Store | None,
+    *,
+    name: str,
+    stages: Stages | None = None,
+) -> AuditReport:
+    """Join the workers' partial states and finish: the audit report."""
+    with young_garbage_only():
+        started = time.process_time()
+        joined = join_all(partials)
+        check_complete(plan, joined)
+        projection = joined.projection()
+        if stages is not None:
+            stages.add("join", time.process_time() - started)
+        offsets = offsets_of(joined)
+        digests = finish(projection, store, name=name, offsets=offsets, stages=stages)
+        report = audit(projection, joined.tally(), digests)
+    report.offsets = {f"{t}[{p}]": n for (t, p), n in offsets.items()}
+    report.until = (
+        datetime.fromtimestamp(plan.until_ms / 1000, tz=UTC).isoformat()
+        if plan.until_ms is not None
+        else None
+    )
+    report.workers = len(plan.shards)
+    return report
+
+
+def _worker(settings: CommonSettings, plan: ReplayPlan, shard: int, directory: Path) -> None:
+    """A forked worker: its own event loop, its own Kafka client; a file back."""
+    work = run_shard(settings, plan, shard, directory)
+    try:
+        import uvloop  # as the services run: about half the cost of the loop's networking
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        asyncio.run(work)
+    else:
+        uvloop.run(work)
 
 
 async def replay(
@@ -93,21 +153,17 @@ async def replay(
     offsets_of: tuple[str, str] | None = None,
     progress: Progress | None = None,
     name: str = "mmbus-replay",
+    workers: int = 1,
+    directory: Path | None = None,
+    stages: Stages | None = None,
 ) -> AuditReport:
     """Rebuild ``specs`` into a fresh store (or memory only) and audit the result.
 
-    ``offsets_of`` is (store URL, projector name): replay exactly up to the offsets
-    that projector stored, to compare digests with it.
+    With ``workers`` > 1 the plan's partitions are shared among that many
+    processes on this host: this one folds the first share, forked workers the
+    others, each handing its partial state back as a file in ``directory`` (a
+    temporary one by default), exactly as workers on other hosts would.
     """
-    bound_offsets = None
-    if offsets_of is not None:
-        with Store(offsets_of[0]) as live:
-            bound_offsets = live.offsets(offsets_of[1])
-        if not bound_offsets:
-            raise StoreError(
-                f"projector {offsets_of[1]!r} has no offsets in {offsets_of[0]}; "
-                "check --offsets-of and --projector-name"
-            )
     store = Store(store_url).open() if store_url else None
     try:
         if store is not None and not store.is_empty():
@@ -115,29 +171,59 @@ async def replay(
                 f"{store_url} already holds projections; a replay needs a fresh store "
                 "(a new file or database)"
             )
-        projection = Projection(specs)
-        projector = Projector(
-            settings,
-            projection,
-            store,
-            name=name,
-            bounds=Bounds(
-                offsets=bound_offsets,
-                until_ms=int(until.timestamp() * 1000) if until is not None else None,
-            ),
-            progress=progress,
-            # A fresh store is written for the audit's end state: few, large transactions.
-            flush_every_records=100_000,
+        plan = await plan_replay(
+            settings, specs, workers=workers, until=until, offsets_of=offsets_of
         )
-        await projector.run(asyncio.Event())
-        report = audit(projection, projector)
-        report.until = until.isoformat() if until else None
-        if store is not None:
-            # The stored rows, not only memory, must carry the same fingerprint.
-            stored = store.digest(projection.kinds)
-            if stored != report.digests["all"]:
-                raise StoreError(f"stored digest {stored} differs from memory {report.digests}")
+        if workers == 1:
+            started = time.perf_counter()
+            partial = await run_shard(settings, plan, 0, progress=progress, stages=stages)
+            if stages is not None:
+                stages.wall["workers"] = time.perf_counter() - started
+            report = complete(plan, [partial], store, name=name, stages=stages)
+        else:
+            with tempfile.TemporaryDirectory(prefix="mmbus-replay-") as tmp:
+                where = directory or Path(tmp)
+                write_plan(where, plan)
+                report = await _fan_out(settings, plan, where, store, name, progress, stages)
+        if until is not None:
+            report.until = until.isoformat()  # as asked, not as rounded to milliseconds
         return report
     finally:
         if store is not None:
             store.close()
+
+
+async def _fan_out(
+    settings: CommonSettings,
+    plan: ReplayPlan,
+    directory: Path,
+    store: Store | None,
+    name: str,
+    progress: Progress | None,
+    stages: Stages | None,
+) -> AuditReport:
+    fork = multiprocessing.get_context("fork")
+    children = [
+        fork.Process(target=_worker, args=(settings, plan, shard, directory), daemon=True)
+        for shard in range(1, len(plan.shards))
+    ]
+    started = time.perf_counter()
+    for child in children:
+        child.start()
+    try:
+        own = await run_shard(settings, plan, 0, progress=progress, stages=stages)
+        for child in children:
+            await asyncio.to_thread(child.join)
+            if child.exitcode != 0:
+                raise PlanError(f"a replay worker failed (exit code {child.exitcode})")
+        if stages is not None:
+            stages.wall["workers"] = time.perf_counter() - started
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+    started = time.process_time()
+    others = read_parts(directory, plan, range(1, len(plan.shards)))
+    if stages is not None:
+        stages.add("read partials", time.process_time() - started)
+    return complete(plan, [own, *others], store, name=name, stages=stages)

@@ -51,3 +51,22 @@ def test_a_stop_is_found_under_each_key_with_that_key_as_its_user(event: Message
     folded = evolve_recipient(None, event)
     assert folded is not None
     assert folded.user_id == recipient_keys(event)[0], "by default the event's first key"
+
+
+def test_only_link_clicks_count_in_the_delivery_projection() -> None:
+    from services.projections.projection import Projection
+    from services.projections.specs import PROJECTIONS
+
+    other_action = _with(ev.click("spring-cta", 2), action_type="catalog_view", click_id=None)
+    live = Projection(PROJECTIONS.values())
+
+    def digests() -> dict[str, str]:
+        return {spec.name: live.digest(spec.kinds) for spec in live.specs}
+
+    live.apply(ev.command(1, labels={"tracking_token": "spring-cta"}))
+    before = digests()
+    live.apply(ev.click("spring-cta", 1))
+    counted = digests()
+    assert counted["delivery"] != before["delivery"], "a link click is counted"
+    live.apply(other_action)  # an older log's non-click user action, mixed in
+    assert digests() == counted, "a user action that is not a link click changes nothing"

@@ -1,0 +1,117 @@
+"""Partial states as files: what a replay worker hands back, wherever it ran.
+
+A directory holds the plan (``plan.json``) and one file per worker
+(``part-<n>.jsonl``): a header line (the plan's id, the worker, its segments
+and tallies), then one line per entity, ``["kind","key"]<TAB><canonical JSON>``,
+the same documents the store holds and the digest is taken over. Nothing in a
+file is executed; it is parsed and validated as the store's rows are when a
+projector reloads them. A file is written under a temporary name and renamed
+when complete, so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.projections.join import Partial, Tally
+from services.projections.plan import PlanError, ReplayPlan
+from services.projections.projection import DERIVED_KINDS, choose
+from services.projections.rows import dump_doc, load_doc
+
+PART_FORMAT = "mmbus-replay-partial/1"
+PLAN_FILE = "plan.json"
+
+
+def plan_path(directory: Path) -> Path:
+    return directory / PLAN_FILE
+
+
+def part_path(directory: Path, shard: int) -> Path:
+    return directory / f"part-{shard}.jsonl"
+
+
+def write_plan(directory: Path, plan: ReplayPlan) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = plan_path(directory)
+    _atomic_write(path, orjson.dumps(plan.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    return path
+
+
+def read_plan(directory: Path) -> ReplayPlan:
+    path = plan_path(directory)
+    try:
+        return ReplayPlan.from_dict(orjson.loads(path.read_bytes()))
+    except FileNotFoundError as exc:
+        raise PlanError(f"no replay plan in {directory} (make one with --plan)") from exc
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise PlanError(f"{path} is not a readable replay plan: {exc}") from exc
+
+
+def write_partial(path: Path, partial: Partial, *, plan_id: str, shard: int) -> None:
+    header: dict[str, Any] = {
+        "format": PART_FORMAT,
+        "plan": plan_id,
+        "shard": shard,
+        "projections": [s.name for s in partial.specs],
+        "segments": [
+            {
+                "spans": [list(span) for span in segment],
+                "read": tally.read,
+                "by_type": dict(tally.by_type),
+                "undecodable": dict(tally.undecodable),
+            }
+            for segment, tally in partial.segments.items()
+        ],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as out:
+        out.write(orjson.dumps(header) + b"\n")
+        lines = []
+        for kind, table in partial.entities.items():
+            for key, state in table.items():
+                lines.append(orjson.dumps([kind, key]) + b"\t" + dump_doc(state) + b"\n")
+                if len(lines) >= 4096:
+                    out.writelines(lines)
+                    lines.clear()
+        out.writelines(lines)
+    os.replace(tmp, path)
+
+
+def read_partial(path: Path, *, plan_id: str | None = None) -> tuple[int, Partial]:
+    """(the worker's index, its partial state); refused if it belongs to another plan."""
+    with path.open("rb") as src:
+        header = orjson.loads(src.readline())
+        if header.get("format") != PART_FORMAT:
+            raise PlanError(f"{path} is not a replay worker's output")
+        if plan_id is not None and header["plan"] != plan_id:
+            raise PlanError(f"{path} belongs to plan {header['plan']}, not {plan_id}")
+        specs = choose(header["projections"])
+        entities: dict[str, dict[str, Any]] = {}
+        try:
+            for line in src:
+                head, doc = line.rstrip(b"\n").split(b"\t", 1)
+                kind, key = orjson.loads(head)
+                entities.setdefault(kind, {})[key] = load_doc(kind, doc)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PlanError(f"{path} is not a readable partial state: {exc}") from exc
+    segments = {
+        tuple((str(t), int(p), int(a), int(b)) for t, p, a, b in seg["spans"]): Tally(
+            int(seg["read"]), dict(seg["by_type"]), dict(seg["undecodable"])
+        )
+        for seg in header["segments"]
+    }
+    for spec in specs:
+        for kind in spec.kinds:
+            if kind not in DERIVED_KINDS:
+                entities.setdefault(kind, {})
+    return int(header["shard"]), Partial(specs, entities, segments)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,153 @@
+"""A replay's plan: which records of which partitions it folds, and how workers share them.
+
+The plan fixes the bounds before any worker starts (the streams' ends at
+planning time, or a live projector's stored offsets, and an optional point in
+time), so workers that start at different moments, on different hosts, still
+fold exactly the same log. Partitions are shared out whole, largest first to
+the least loaded worker: a partition's records are folded in log order by one
+worker, which the log-ordered folds (WABA, template status) rely on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from mmbus.contracts.topics import Stream, topic_name
+from services.common.settings import CommonSettings
+from services.projections.projection import ProjectionSpec, choose, streams_for
+
+PLAN_FORMAT = "mmbus-replay-plan/1"
+
+
+class PlanError(Exception):
+    """The plan cannot be made or used; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Offsets ``start`` (included) to ``limit`` (excluded) of one partition."""
+
+    topic: str
+    partition: int
+    start: int
+    limit: int
+
+    @property
+    def size(self) -> int:
+        return max(0, self.limit - self.start)
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    id: str
+    projections: tuple[str, ...]
+    until_ms: int | None
+    spans: tuple[Span, ...]
+    shards: tuple[tuple[int, ...], ...]  # per worker, indexes into spans
+
+    @property
+    def specs(self) -> tuple[ProjectionSpec, ...]:
+        return choose(self.projections)
+
+    def shard(self, index: int) -> tuple[Span, ...]:
+        if not 0 <= index < len(self.shards):
+            raise PlanError(f"shard {index} is not in the plan (0 to {len(self.shards) - 1})")
+        return tuple(self.spans[i] for i in self.shards[index])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": PLAN_FORMAT,
+            "id": self.id,
+            "projections": list(self.projections),
+            "until_ms": self.until_ms,
+            "spans": [[s.topic, s.partition, s.start, s.limit] for s in self.spans],
+            "shards": [list(shard) for shard in self.shards],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ReplayPlan:
+        if raw.get("format") != PLAN_FORMAT:
+            raise PlanError(f"not a replay plan (format {raw.get('format')!r})")
+        return cls(
+            id=str(raw["id"]),
+            projections=tuple(raw["projections"]),
+            until_ms=raw["until_ms"],
+            spans=tuple(Span(str(t), int(p), int(a), int(b)) for t, p, a, b in raw["spans"]),
+            shards=tuple(tuple(int(i) for i in shard) for shard in raw["shards"]),
+        )
+
+
+def split(sizes: Sequence[float], workers: int) -> tuple[tuple[int, ...], ...]:
+    """Indexes of ``sizes`` shared among ``workers``: largest first to the least loaded.
+
+    Deterministic (ties go to the lower index), so every host computes the same
+    split; a partition is never cut. The lightest share comes first: on one
+    host, worker 0 is the process that then joins the others' states.
+    """
+    if workers < 1:
+        raise PlanError("a replay needs at least one worker")
+    loads = [0.0] * workers
+    shards: list[list[int]] = [[] for _ in range(workers)]
+    for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        target = min(range(workers), key=lambda w: (loads[w], w))
+        shards[target].append(index)
+        loads[target] += sizes[index]
+    order = sorted(range(workers), key=lambda w: (loads[w], w))
+    return tuple(tuple(sorted(shards[w])) for w in order)
+
+
+# A command (its template, components and parameters) takes about half as long again to
+# decode as an event: its partitions weigh more when the work is shared out.
+COST_PER_RECORD = {Stream.SEND_COMMANDS.value: 1.5}
+
+
+def weight(topic: str, prefix: str, records: int) -> float:
+    return records * COST_PER_RECORD.get(topic.removeprefix(prefix), 1.0)
+
+
+async def make_plan(
+    settings: CommonSettings,
+    specs: tuple[ProjectionSpec, ...],
+    *,
+    workers: int = 1,
+    until_ms: int | None = None,
+    offsets: Mapping[tuple[str, int], int] | None = None,
+) -> ReplayPlan:
+    """Bounds from the cluster now: every partition of the streams, from its first offset
+    to its end (or to ``offsets``, a live projector's), shared among ``workers``."""
+    topics = [topic_name(stream, settings.topic_prefix) for stream in streams_for(specs)]
+    consumer = AIOKafkaConsumer(
+        group_id=None, enable_auto_commit=False, **settings.kafka_client_options()
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                raise PlanError(f"topic {topic} does not exist; run `mmbus topics create`")
+            partitions += [TopicPartition(topic, p) for p in sorted(parts)]
+        firsts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    spans = []
+    for tp in partitions:
+        limit = ends[tp]
+        if offsets is not None:
+            limit = min(limit, offsets.get((tp.topic, tp.partition), 0))
+        start = min(firsts[tp], limit)
+        spans.append(Span(tp.topic, tp.partition, start, limit))
+    return ReplayPlan(
+        id=str(uuid.uuid4()),
+        projections=tuple(s.name for s in specs),
+        until_ms=until_ms,
+        spans=tuple(spans),
+        shards=split([weight(s.topic, settings.topic_prefix, s.size) for s in spans], workers),
+    )

@@ -1,0 +1,211 @@
+"""A replay worker: fold some partitions, each from its start to its bound, into a partial state.
+
+This is the replay's hot loop (fetch, decode, fold), kept lean: records are
+decoded in trusted mode (the project's own log), offsets are recorded per
+batch rather than per record, and the derived rows wait for the end.
+
+While a replay folds, the garbage collector would walk the whole growing state
+again and again (it is all long-lived containers), which cost about as much
+as the fold itself; only the young generations are collected, once per batch,
+which is where the client's short-lived cycles are.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from mmbus.contracts.catalogue import LATEST
+from mmbus.contracts.codec import DecodeFailure, decode
+from services.common.logging import get_logger
+from services.common.settings import CommonSettings
+from services.projections.join import Partial, Segment, Tally
+from services.projections.plan import Span
+from services.projections.projection import Projection, ProjectionSpec
+
+log = get_logger("mmbus.replay")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Stages:
+    """Seconds of CPU spent per stage of the replay, for the benchmark's breakdown."""
+
+    fetch: float = 0.0  # waiting for and parsing fetch responses (the Kafka client)
+    fold: float = 0.0  # decode and fold
+    seconds: dict[str, float] = field(default_factory=dict)  # later stages, by name
+    wall: dict[str, float] = field(default_factory=dict)  # elapsed, not CPU, by name
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+@contextmanager
+def young_garbage_only() -> Iterator[None]:
+    """No full collections while the state is built (see the module's docstring)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _ce_type(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    for name, value in headers or ():
+        if name == "ce_type":
+            text: str = value.decode(errors="replace")
+            return text
+    return None
+
+
+async def fold_spans(
+    settings: CommonSettings,
+    specs: tuple[ProjectionSpec, ...],
+    spans: Sequence[Span],
+    *,
+    until_ms: int | None = None,
+    progress: Progress | None = None,
+    stages: Stages | None = None,
+) -> Partial:
+    """Read every span from its start to its limit, or to the first record logged after
+    ``until_ms``, folding each record; the partial state of what was read."""
+    projection = Projection(specs, incremental=False)
+    reached = {(s.topic, s.partition): s.start for s in spans}
+    limits = {TopicPartition(s.topic, s.partition): s.limit for s in spans if s.size}
+    folder = _Folder(projection, limits, reached, until_ms)
+    total = sum(s.size for s in spans)
+    clock = time.process_time
+    fold_s = fetch_s = 0.0
+    consumer = AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="mmbus-replay",
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        if limits:
+            consumer.assign(list(limits))
+            for s in spans:
+                if s.size:
+                    consumer.seek(TopicPartition(s.topic, s.partition), s.start)
+        while limits:
+            started = clock()
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            folding = clock()
+            fetch_s += folding - started
+            if not batch:
+                await _past_the_end(consumer, limits, reached)
+                continue
+            finished = folder.fold(batch)
+            del batch  # the records go before the young generations are collected
+            for tp in finished:
+                consumer.pause(tp)
+            gc.collect(1)
+            fold_s += clock() - folding
+            if progress is not None:
+                progress(folder.read, total)
+    finally:
+        await consumer.stop()
+    if stages is not None:
+        stages.fetch += fetch_s
+        stages.fold += fold_s
+    segment: Segment = tuple(
+        (s.topic, s.partition, s.start, reached[(s.topic, s.partition)]) for s in spans
+    )
+    tally = Tally(folder.read, dict(projection.by_type), folder.undecodable)
+    return Partial.of(projection, segment, tally)
+
+
+class _Folder:
+    """Decode and fold a fetched batch, each partition up to its bound."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        limits: dict[TopicPartition, int],
+        reached: dict[tuple[str, int], int],
+        until_ms: int | None,
+    ) -> None:
+        self.projection = projection
+        self.limits, self.reached, self.until_ms = limits, reached, until_ms
+        self.read = 0
+        self.undecodable: dict[str, int] = {}
+        # Types the streams carry that no chosen projection folds are skipped undecoded.
+        self.skip = not projection.types >= frozenset(LATEST)
+
+    def fold(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> list[TopicPartition]:
+        """Fold the batch; the partitions it finished."""
+        finished = []
+        apply, wanted, skip = self.projection.apply, self.projection.types, self.skip
+        until_ms, limits, reached = self.until_ms, self.limits, self.reached
+        for tp, records in batch.items():
+            limit = limits.get(tp)
+            if limit is None:
+                continue
+            nxt = reached[(tp.topic, tp.partition)]
+            done = False
+            read = 0
+            for record in records:
+                offset = record.offset
+                if offset >= limit or (until_ms is not None and record.timestamp > until_ms):
+                    done = True  # at the bound, or logged after the point in time
+                    break
+                nxt = offset + 1
+                read += 1
+                if skip:
+                    ce_type = _ce_type(record.headers)
+                    if ce_type is not None and ce_type not in wanted:
+                        continue
+                event = decode(record.value, record.headers, trusted=True)
+                if isinstance(event, DecodeFailure):
+                    _undecodable(self.undecodable, record, event)
+                    continue
+                apply(event)
+            self.read += read
+            reached[(tp.topic, tp.partition)] = nxt
+            if done or nxt >= limit:
+                del limits[tp]
+                finished.append(tp)
+        return finished
+
+
+async def _past_the_end(
+    consumer: AIOKafkaConsumer,
+    limits: dict[TopicPartition, int],
+    reached: dict[tuple[str, int], int],
+) -> None:
+    """Nothing fetched: a partition whose position passed its limit without a record at
+    the limit (the last offsets were transaction markers) is done."""
+    for tp in list(limits):
+        position = await consumer.position(tp)
+        if position >= limits[tp]:
+            reached[(tp.topic, tp.partition)] = max(reached[(tp.topic, tp.partition)], limits[tp])
+            del limits[tp]
+            consumer.pause(tp)
+
+
+def _undecodable(counts: dict[str, int], record: object, failure: DecodeFailure) -> None:
+    # Not ours to dead-letter (the producer owns the stream): counted, logged, and
+    # listed in the audit report, never silently.
+    key = f"undecodable:{failure.reason}"
+    counts[key] = counts.get(key, 0) + 1
+    log.warning(
+        "record not readable; skipped",
+        topic=getattr(record, "topic", None),
+        partition=getattr(record, "partition", None),
+        offset=getattr(record, "offset", None),
+        reason=failure.reason,
+        detail=failure.detail,
+    )

@@ -1,0 +1,53 @@
+"""The replay plan: how partitions are shared among workers (pure, table-tested)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.projections.plan import PlanError, ReplayPlan, Span, split, weight
+
+SPLIT_CASES = [
+    ("one worker takes everything", [5, 3, 0], 1, ((0, 1, 2),)),
+    ("largest first to the least loaded", [40, 20, 10, 10, 10, 10], 2, ((0, 4), (1, 2, 3, 5))),
+    ("the lightest share is worker 0's", [10, 1], 2, ((1,), (0,))),
+    ("more workers than partitions", [7], 3, ((), (), (0,))),
+    ("ties go to the lower index", [1, 1, 1, 1], 2, ((0, 2), (1, 3))),
+]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "workers", "shards"), [c[1:] for c in SPLIT_CASES], ids=[c[0] for c in SPLIT_CASES]
+)
+def test_split(sizes: list[int], workers: int, shards: tuple[tuple[int, ...], ...]) -> None:
+    assert split(sizes, workers) == shards
+    assert sorted(i for shard in shards for i in shard) == list(range(len(sizes)))
+
+
+def test_no_workers_is_refused() -> None:
+    with pytest.raises(PlanError):
+        split([1], 0)
+
+
+@pytest.mark.parametrize(
+    ("topic", "records", "weighed"),
+    [("p.send.commands", 10, 15.0), ("p.send.events", 10, 10.0), ("p.message.status", 0, 0.0)],
+)
+def test_commands_weigh_more(topic: str, records: int, weighed: float) -> None:
+    assert weight(topic, "p.", records) == weighed
+
+
+def test_a_plan_survives_its_file_format() -> None:
+    plan = ReplayPlan(
+        id="p1",
+        projections=("delivery", "onboarding"),
+        until_ms=1_700_000_000_000,
+        spans=(Span("t.a", 0, 0, 10), Span("t.b", 1, 5, 5)),
+        shards=((1,), (0,)),
+    )
+    assert ReplayPlan.from_dict(plan.as_dict()) == plan
+    assert plan.shard(1) == (Span("t.a", 0, 0, 10),)
+    assert [s.size for s in plan.spans] == [10, 0]
+    with pytest.raises(PlanError):
+        plan.shard(2)
+    with pytest.raises(PlanError):
+        ReplayPlan.from_dict({**plan.as_dict(), "format": "something else"})

@@ -1,0 +1,145 @@
+"""Sharded replay on the real broker: the same digest for every worker count and bound.
+
+The partitions are shared among workers whose partial states are joined; the
+digest must equal the single-process replay's, the live projector's, and the
+fold of the events, at every point in time, into memory, SQLite and
+PostgreSQL, and with workers that are separate processes sharing nothing but
+Kafka and a directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from services.common.settings import CommonSettings
+from services.projections.projection import choose
+from services.projections.replay import replay
+from services.projections.store import Store
+from tests.projections import events as ev
+from tests.projections.support import (
+    campaign,
+    caught_up,
+    expected_state,
+    projector_running,
+    publish_log,
+)
+
+
+async def _pause_past(cut: datetime) -> None:
+    # Records logged after the cut must carry a later millisecond timestamp.
+    while datetime.now(UTC) - cut < timedelta(milliseconds=3):
+        pass
+
+
+async def test_every_worker_count_and_point_in_time_gives_the_same_digest(
+    kafka_settings: CommonSettings, tmp_path: Path
+) -> None:
+    before = [*campaign(25), ev.status(None, "delivered", 4, wamid="wamid.unknown")]
+    await publish_log(kafka_settings, before)
+    cut = datetime.now(UTC)
+    await _pause_past(cut)
+    after = campaign(15, first=26)
+    await publish_log(kafka_settings, after)
+    specs = choose(None)
+    expected = {
+        cut: expected_state(before).digest(),
+        None: expected_state(before + after).digest(),
+    }
+    for until, digest in expected.items():
+        for workers in (1, 2, 3):
+            report = await replay(
+                kafka_settings, specs, store_url=None, until=until, workers=workers
+            )
+            assert report.digests["all"] == digest, (until, workers)
+            assert report.records_read == len(before if until else before + after)
+            assert report.workers == workers
+    into_sqlite = await replay(
+        kafka_settings, specs, store_url=f"sqlite:///{tmp_path / 'r.db'}", until=cut, workers=2
+    )
+    assert into_sqlite.digests["all"] == expected[cut]
+    assert into_sqlite.anomalies["status_for_unknown_message"] == 1
+
+
+async def test_a_sharded_replay_equals_the_live_projection_at_its_offsets(
+    kafka_settings: CommonSettings, tmp_path: Path
+) -> None:
+    log = campaign(30)
+    await publish_log(kafka_settings, log)
+    live_url = f"sqlite:///{tmp_path / 'live.db'}"
+    with Store(live_url) as store:
+        async with projector_running(kafka_settings, store) as projector:
+            await caught_up(projector, len(log))
+        live_offsets, live_digest = store.snapshot("live", projector.projection.kinds)
+    await publish_log(kafka_settings, campaign(5, first=31))  # past the live offsets
+    report = await replay(
+        kafka_settings, choose(None), store_url=None, offsets_of=(live_url, "live"), workers=3
+    )
+    assert report.digests["all"] == live_digest
+    assert report.offsets == {f"{t}[{p}]": n for (t, p), n in sorted(live_offsets.items())}
+
+
+async def test_a_sharded_replay_into_postgresql(
+    kafka_settings: CommonSettings, postgres_database: str
+) -> None:
+    log = campaign(20)
+    await publish_log(kafka_settings, log)
+    report = await replay(kafka_settings, choose(None), store_url=postgres_database, workers=2)
+    assert report.digests["all"] == expected_state(log).digest()
+    with Store(postgres_database) as store:
+        offsets = store.offsets("mmbus-replay")
+        assert store.digest(expected_state([]).kinds) == report.digests["all"]
+    assert sum(offsets.values()) == len(log), "offsets written with the rows"
+
+
+def test_workers_in_separate_processes_share_only_kafka_and_a_directory(
+    kafka_settings: CommonSettings, tmp_path: Path
+) -> None:
+    import asyncio
+
+    log = campaign(20)
+    asyncio.run(publish_log(kafka_settings, log))
+    env = {
+        "PATH": os.environ["PATH"],
+        "MMBUS_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.kafka_bootstrap_servers,
+        "MMBUS_TOPIC_PREFIX": kafka_settings.topic_prefix,
+    }
+    shared = tmp_path / "shared"
+
+    def cli(*args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "replay", "--dir", str(shared), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def finished(proc: subprocess.Popen[str]) -> str:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        return out
+
+    finished(cli("--plan", "--workers", "3"))
+    workers = [cli("--shard", str(n)) for n in range(3)]
+    for worker in workers:
+        finished(worker)
+    assert sorted(p.name for p in shared.iterdir()) == [
+        "part-0.jsonl",
+        "part-1.jsonl",
+        "part-2.jsonl",
+        "plan.json",
+    ]
+    store = f"sqlite:///{tmp_path / 'audit.db'}"
+    report = json.loads(finished(cli("--join", "--store", store, "--json")))
+    assert report["digests"]["all"] == expected_state(log).digest()
+    assert report["records_read"] == len(log)
+    assert report["workers"] == 3
+    again = cli("--join", "--store", store)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 1
+    assert "already holds projections" in err
