@@ -8,33 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mmbus.contracts.commands import Provider
 from mmbus.contracts.envelope import Message
 from mmbus.contracts.send_events import Endpoint
+from mmbus.dead_letters import RecordLike
 from services.sender.outcomes import Result
 
-
-class CommandRecord(Protocol):
-    """The Kafka record a command came in (aiokafka's ConsumerRecord has all of it)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def timestamp(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+# The Kafka record a command came in: what a dead letter needs of it, too (aiokafka's
+# ConsumerRecord has all of it).
+CommandRecord = RecordLike
 
 
 class Results(Protocol):
