@@ -7,7 +7,6 @@ consumer group, so the test waits until the tally has seen them all.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +25,7 @@ from mmbus.contracts.webhook_events import DeadLetterRecorded
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
 from tests.projections import events as ev
+from tests.waiting import eventually
 
 Publish = Callable[[Stream, bytes, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
 
@@ -45,14 +45,6 @@ NOT_A_CLICK = ev.click(SPRING, 5).model_copy(
 async def _publish_event(publish: Publish, stream: Stream, event: Message) -> None:
     record = encode(event)
     await publish(stream, record.value, record.key, record.headers)
-
-
-async def _until(condition: Callable[[], bool], limit_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the consumer did not see every record in time")
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
@@ -163,7 +155,7 @@ async def test_clicks_are_counted_per_campaign_and_bad_records_are_dead_lettered
         await publish(Stream.MARKETING_CLICKS, b"{not json", b"k", [])
         for click in [*CLICKS, CLICKS[1]]:  # CLICKS[0] and CLICKS[1] arrive twice
             await _publish_event(publish, Stream.MARKETING_CLICKS, click)
-        await _until(
+        await eventually(
             lambda: (
                 counter.tally.per_campaign() == {"spring": 2, "autumn": 1}
                 and counter.tally.unattributed() == 1
@@ -204,7 +196,7 @@ async def test_a_subscriber_gets_only_its_types_in_their_newest_version(
         value, headers = _accepted_v1(1)
         await publish(Stream.SEND_EVENTS, value, b"k", headers)
         await _publish_event(publish, Stream.SEND_EVENTS, ev.accepted(2))
-        await _until(lambda: len(seen) == 2)
+        await eventually(lambda: len(seen) == 2)
     assert [type(e) for e in seen] == [SendAccepted, SendAccepted]
     assert [e.version for e in seen] == [2, 2]
     assert seen[0].data.message_status is None  # upcast: v1 did not know it
@@ -235,7 +227,7 @@ async def test_a_failing_handler_gets_the_record_again_and_a_restart_resumes_aft
     async with _running(events.broker, "kafka", kafka_settings.kafka_bootstrap_servers) as pub:
         for n in (1, 2):
             await _publish_event(pub, Stream.SEND_EVENTS, ev.accepted(n))
-        await _until(lambda: ev.cid(2) in attempts)
+        await eventually(lambda: ev.cid(2) in attempts)
     # Delivered again after the failure, and in order: nothing after it was committed first.
     assert attempts == [ev.cid(1), ev.cid(1), ev.cid(2)]
 
@@ -248,7 +240,7 @@ async def test_a_failing_handler_gets_the_record_again_and_a_restart_resumes_aft
 
     async with _running(later.broker, "kafka", kafka_settings.kafka_bootstrap_servers) as pub:
         await _publish_event(pub, Stream.SEND_EVENTS, ev.accepted(3))
-        await _until(lambda: bool(resumed))
+        await eventually(lambda: bool(resumed))
     assert resumed == [ev.cid(3)]  # what was handled before was committed
 
 

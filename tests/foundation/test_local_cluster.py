@@ -207,8 +207,9 @@ class Run:
         """Keep producing while ``task`` (a kill, a restart) runs, then ``then`` records more."""
         while not task.done():
             await self.send(CHUNK)
-            # A few thousand records in all, not as many as the machine can take.
-            await asyncio.sleep(0.5)
+            # A few thousand records in all, not as many as the machine can take: a chunk
+            # every half second, and not one more once the task is done.
+            await asyncio.wait({task}, timeout=0.5)
         result = await task
         await self.send(then)
         return result

@@ -30,6 +30,7 @@ from services.ingest.receiver import create_receiver
 from services.ingest.settings import IngestSettings
 from tests.ingest.test_receiver import NEW, ingest_settings, signed
 from tests.sender.support import read_stream
+from tests.waiting import eventually
 
 WABA, NUMBER = "102290129340398", "106540352242922"
 
@@ -116,11 +117,12 @@ async def _set_max_message_bytes(settings: CommonSettings, topic: str, size: int
         )
     finally:
         await admin.close()
-    for _ in range(200):  # until the broker says so: configs apply asynchronously
-        if await topic_max_message_bytes([topic], settings.kafka_client_options()) == {topic: size}:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{topic} did not take max.message.bytes={size}")
+    options = settings.kafka_client_options()
+
+    async def applied() -> bool:  # configs apply asynchronously: until the broker says so
+        return await topic_max_message_bytes([topic], options) == {topic: size}
+
+    await eventually(applied, within_s=10, what=f"{topic} taking max.message.bytes={size}")
 
 
 @asynccontextmanager

@@ -20,8 +20,8 @@ from mmbus import encode
 from mmbus.contracts.commands import SendTemplate
 from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
-from tests.consumer.test_click_counter import _until
 from tests.projections import events as ev
+from tests.waiting import eventually
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -61,7 +61,7 @@ async def test_the_readme_examples_publish_and_consume(
             key=record.key,
             headers={k: v.decode() for k, v in record.headers},
         )
-        await _until(lambda: command.id in outcomes)
+        await eventually(lambda: command.id in outcomes, what="the README consumer saw the result")
     finally:
         await broker.stop()
     assert outcomes == {command.id: "send.accepted"}
