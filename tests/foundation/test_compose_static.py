@@ -73,7 +73,7 @@ SCHEMA_WHEEL_SHA256 = "14ce5c94871c551268ea948ffe21e9f1464dc48fb20bf9a4c13deeaaf
 SCHEMA_MEMBER = "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
 SCHEMA_HASH_MEMBER = "check_jsonschema/builtin_schemas/vendor/sha256/compose-spec.sha256"
 
-# `mmbus <command>` -> the settings class that command reads (services/cli.py).
+# `mmbus <command>` -> the settings class that command reads (services/cli/).
 SETTINGS: dict[str, type[BaseSettings]] = {
     "topics": CommonSettings,
     "send-csv": CommonSettings,
@@ -82,7 +82,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "projector": ProjectorSettings,
     "simulator": SimulatorSettings,
 }
-# Command-line options that services/cli.py copies over a setting (its `overrides`).
+# Command-line options that services/cli/ copies over a setting (its `overrides`).
 CLI_OVERRIDES: dict[str, dict[str, str]] = {
     "ingest": {"host": "ingest_host", "port": "ingest_port"},
     "projector": {
