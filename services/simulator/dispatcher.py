@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import heapq
 import itertools
 import random
@@ -44,6 +45,8 @@ class Delivery:
             "gave_up": self.gave_up,
             "attempts": self.attempts,
             "subject": self.subject(),
+            # Audits find the very body on the raw stream by it.
+            "sha256": hashlib.sha256(self.body).hexdigest(),
         }
 
     def subject(self) -> str | None:
