@@ -12,6 +12,7 @@ from mmbus.contracts.sizes import record_bound
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import configure_logging, get_logger
 from services.common.serving import EmbeddedServer
+from services.common.tracing import configure_tracing
 from services.ingest.capacity import check_capacity
 from services.ingest.normalizer import Normalizer
 from services.ingest.receiver import create_receiver
@@ -24,6 +25,7 @@ async def run_ingest(
     settings: IngestSettings, stop: asyncio.Event, *, normalizer: bool = True
 ) -> None:
     configure_logging(settings.log_level, settings.log_format)
+    tracing = configure_tracing("mmbus-ingest")  # None unless OTEL_* asks for it
     if not settings.ingest_app_secrets:
         log.warning("no MMBUS_INGEST_APP_SECRETS: every Meta webhook will be refused with 401")
     await ensure_project_topics(settings)
@@ -89,4 +91,6 @@ async def run_ingest(
         server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         await receiver.storage.close()
+        if tracing is not None:
+            tracing.shutdown()  # the last spans leave before the process does
         log.info("ingest stopped")

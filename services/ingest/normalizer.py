@@ -14,6 +14,12 @@ Sizes follow ingest's limit (:mod:`mmbus.contracts.sizes`): raw records of up to
 published. A derived event larger than that (it would be refused for good and
 stall the stream) is replaced by a dead letter that names it; the raw record keeps
 its content.
+
+With tracing on (:mod:`services.ingest.spans`), each raw record gets a span that
+continues the receiver's trace from its headers, and each derived event a span
+whose record carries that trace on; statuses and clicks are linked to their
+send's trace, which :mod:`services.ingest.send_traces` learns from the send
+streams (the why of that design is there).
 """
 
 from __future__ import annotations
@@ -37,10 +43,13 @@ from mmbus.contracts.sizes import record_bound
 from mmbus.contracts.topics import Stream, topic_name
 from mmbus.contracts.webhook_events import DeadLetterRecorded, WebhookReceived
 from mmbus.dead_letters import dead_letter
+from mmbus.tracing import enabled, inject
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import get_logger
 from services.ingest.normalize import normalize
+from services.ingest.send_traces import SendTraces
 from services.ingest.settings import IngestSettings
+from services.ingest.spans import normalizing, publishing
 
 log = get_logger("mmbus.normalizer")
 
@@ -61,6 +70,8 @@ class Normalizer:
         self.processed = 0
         self.lag = 0
         self.max_record_bytes = record_bound(settings.ingest_max_body_bytes)
+        # Set by run() when tracing is on: links statuses and clicks to their sends.
+        self.traces: SendTraces | None = None
         self._broker = self.broker()
 
     def topic_for(self, event: Message) -> str:
@@ -92,31 +103,60 @@ class Normalizer:
 
     async def run(self, stop: asyncio.Event) -> None:
         await ensure_project_topics(self.settings, self.output_prefix)
-        await self._broker.start()
+        learning, done = None, asyncio.Event()
+        if enabled():  # tracing on: learn the sends' traces first (services/ingest/send_traces)
+            self.traces = SendTraces(
+                self.settings,
+                self.settings.topic_prefix,
+                capacity=self.settings.normalizer_trace_links,
+                lookback_s=self.settings.normalizer_trace_lookback_s,
+            )
+            await self.traces.start()
+            learning = asyncio.create_task(self.traces.run(done), name="send-traces")
         try:
+            await self._broker.start()
             await stop.wait()
         finally:
             await self._broker.stop()
+            done.set()  # the learner stops with the normalizer, whatever stopped it
+            if learning is not None:
+                await asyncio.gather(learning, return_exceptions=True)
 
     async def _handle(self, records: Any, message: KafkaMessage) -> None:
         batch: Records = records
+        derived = [(record, self._events(record)) for record in batch]
+        traces = self.traces
+        if traces is not None and traces.misses([e for _, events in derived for e in events]):
+            await traces.settle()  # the send events written so far, before linking
         futures: list[asyncio.Future[RecordMetadata]] = []
-        for record in batch:
-            for event in self._events(record):
-                event, rec = self._fitting(event, record)
-                futures.append(
-                    await self._broker.publish(
-                        rec.value,
-                        self.topic_for(event),
-                        key=rec.key,
-                        headers={name: value.decode() for name, value in rec.headers},
-                        correlation_id=event.correlation_id or event.id,
-                        no_confirm=True,
-                    )
-                )
+        for record, events in derived:
+            with normalizing(record):
+                for event in events:
+                    event, rec = self._fitting(event, record)
+                    topic = self.topic_for(event)
+                    if traces is None:
+                        futures.append(await self._publish(event, rec, topic, rec.headers))
+                        continue
+                    with publishing(event, topic, traces.link_for(event)):
+                        # The event carries the webhook's trace on to its consumers.
+                        headers = inject(rec.headers)
+                        futures.append(await self._publish(event, rec, topic, headers))
         await asyncio.gather(*futures)  # every event durable before FastStream commits
         self.processed += len(batch)
         self.lag = _lag(message.consumer, batch)
+
+    async def _publish(
+        self, event: Message, rec: KafkaRecord, topic: str, headers: Sequence[tuple[str, bytes]]
+    ) -> asyncio.Future[RecordMetadata]:
+        future: asyncio.Future[RecordMetadata] = await self._broker.publish(
+            rec.value,
+            topic,
+            key=rec.key,
+            headers={name: value.decode() for name, value in headers},
+            correlation_id=event.correlation_id or event.id,
+            no_confirm=True,
+        )
+        return future
 
     def _fitting(
         self, event: Message, raw: ConsumerRecord[bytes, bytes]

@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from mmbus.contracts.codec import encode
 from mmbus.contracts.sizes import record_bound
 from mmbus.contracts.topics import Stream, topic_name
+from mmbus.tracing import enabled
 from services.common.logging import get_logger
 from services.ingest.asgi import (
     Disconnected,
@@ -44,6 +45,7 @@ from services.ingest.asgi import (
 )
 from services.ingest.refusals import Refusal, dead_letter, keep_sizes
 from services.ingest.settings import IngestSettings
+from services.ingest.spans import carrying_trace, webhook_request
 from services.ingest.storage import ProducerFactory, Storage
 from services.ingest.verification import (
     NOT_JSON,
@@ -58,6 +60,7 @@ from services.ingest.verification import (
 )
 
 log = get_logger("mmbus.ingest")
+WEBHOOK_PATHS = ("/webhooks/meta", "/webhooks/360dialog")
 
 
 class ReceiverMetrics:
@@ -103,8 +106,7 @@ class WebhookReceiver:
             producer, settings.ingest_publish_timeout_s, self.metrics.publish_latency, renew
         )
         self._stored = {
-            path: self.metrics.requests.labels(path, "stored")
-            for path in ("/webhooks/meta", "/webhooks/360dialog")
+            path: self.metrics.requests.labels(path, "stored") for path in WEBHOOK_PATHS
         }
         self.fallback = Starlette(
             routes=[
@@ -115,17 +117,22 @@ class WebhookReceiver:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path = scope["path"]
-            if path == "/webhooks/meta":
-                await self.receive(scope, receive, send, "meta")
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in WEBHOOK_PATHS:
+            if not enabled():  # no span, not even a no-op context manager, per webhook
+                await self.post(scope, receive, send)
                 return
-            if path == "/webhooks/360dialog":
-                await self.provider_post(scope, receive, send)
-                return
+            async with webhook_request(scope, send) as answering:
+                await self.post(scope, receive, answering)
+            return
         await self.fallback(scope, receive, send)
 
     # -- webhooks
+    async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/webhooks/meta":
+            await self.receive(scope, receive, send, "meta")
+        else:
+            await self.provider_post(scope, receive, send)
+
     async def provider_post(self, scope: Scope, receive: Receive, send: Send) -> None:
         expected = self.settings.ingest_provider_secret
         given = header(scope, b"x-mmbus-provider-secret")
@@ -191,9 +198,9 @@ class WebhookReceiver:
                 self.metrics.requests.labels(path, "not_json").inc()
                 await answer(send, 400, b"body is not JSON")
                 return
-            refused = await self.storage.store(
-                self.raw_topic, raw_record_bytes(body, waba_id=waba_of(parsed), **facts)
-            )
+            raw = raw_record_bytes(body, waba_id=waba_of(parsed), **facts)
+            # The normalizer continues the webhook's trace from the record's headers.
+            refused = await self.storage.store(self.raw_topic, carrying_trace(raw))
             if refused is not None:
                 await self.refused(send, path, body, parsed, facts, refused)
                 return

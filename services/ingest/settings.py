@@ -35,3 +35,15 @@ class IngestSettings(CommonSettings):
         description="Topic prefix of the typed events (default: MMBUS_TOPIC_PREFIX); "
         "a fresh one replays the raw stream into new topics.",
     )
+    normalizer_trace_links: int = Field(
+        default=100_000,
+        ge=0,
+        description="With tracing on: how many sends (command ids, wamids, tracking tokens) "
+        "the normalizer remembers to link statuses and clicks to their send's trace.",
+    )
+    normalizer_trace_lookback_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="With tracing on: how far back the normalizer reads the send streams "
+        "at start to learn those traces.",
+    )

@@ -11,6 +11,7 @@ from prometheus_client import ProcessCollector
 from services.common.kafka_admin import ensure_project_topics
 from services.common.logging import configure_logging, get_logger
 from services.common.serving import EmbeddedServer
+from services.common.tracing import configure_tracing
 from services.projections.api import query_app
 from services.projections.projection import Projection, choose
 from services.projections.projector import Projector
@@ -22,6 +23,7 @@ log = get_logger("mmbus.projector")
 
 async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> None:
     configure_logging(settings.log_level, settings.log_format)
+    tracing = configure_tracing("mmbus-projector")  # None unless OTEL_* asks for it
     await ensure_project_topics(settings)
     projection = Projection(choose(settings.projector_projections))
     store = await asyncio.to_thread(Store(settings.projector_store).open)
@@ -63,4 +65,6 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
         server.should_exit = True
         await asyncio.gather(http, return_exceptions=True)
         await asyncio.to_thread(store.close)
+        if tracing is not None:
+            tracing.shutdown()  # the last spans leave before the process does
         log.info("projector stopped", read=projector.read)

@@ -32,6 +32,7 @@ from mmbus.contracts.topics import topic_name
 from services.common.logging import get_logger
 from services.common.settings import CommonSettings
 from services.projections.projection import Projection, Row, streams_for
+from services.projections.spans import batch_span
 from services.projections.store import Offsets, Store
 
 log = get_logger("mmbus.projector")
@@ -181,18 +182,19 @@ class Projector:
                 batch = await consumer.getmany(
                     timeout_ms=self.flush_interval_ms, max_records=self.batch_records
                 )
-                for tp, records in batch.items():
-                    key = (tp.topic, tp.partition)
-                    for record in records:
-                        self._fold(record)
-                        # Per record: if a fold raised, the flush in `finally` must
-                        # not store offsets past what the state holds.
-                        self.offsets[key] = record.offset + 1
-                        self.read += 1
-                self._count_batch()
-                if batch:
-                    # One transaction per batch read: fresh rows, exact resumption.
-                    await self._flush()
+                with batch_span(self.name, batch):  # no-op when empty or tracing is off
+                    for tp, records in batch.items():
+                        key = (tp.topic, tp.partition)
+                        for record in records:
+                            self._fold(record)
+                            # Per record: if a fold raised, the flush in `finally` must
+                            # not store offsets past what the state holds.
+                            self.offsets[key] = record.offset + 1
+                            self.read += 1
+                    self._count_batch()
+                    if batch:
+                        # One transaction per batch read: fresh rows, exact resumption.
+                        await self._flush()
                 if batch and self.progress is not None:
                     self.progress(self.read, self.lag())
                 self.metrics.lag.set(self.lag())

@@ -32,7 +32,10 @@ class _Switch(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: trace.TraceState | None = None,
     ) -> SamplingResult:
-        return SamplingResult(Decision.RECORD_AND_SAMPLE if self.on else Decision.DROP)
+        if not self.on:
+            return SamplingResult(Decision.DROP)
+        # The SDK takes a sampled span's start attributes from the result: pass them on.
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
 
     def get_description(self) -> str:
         return "tests: on while a tracing test runs"
