@@ -51,6 +51,11 @@ class KafkaConnection(BaseSettings):
         """The full name of one of the project's streams under this prefix."""
         return topic_name(stream, self.topic_prefix)
 
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The bootstrap servers one by one: FastStream takes a single string as one host."""
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
     def kafka_client_options(self) -> dict[str, object]:
         """Connection options for any aiokafka client, from these settings."""
         options: dict[str, object] = {

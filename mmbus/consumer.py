@@ -105,7 +105,7 @@ def kafka_broker(connection: KafkaConnection, **options: Any) -> KafkaBroker:
         "security": security_of(connection),
         "client_id": "mmbus-consumer",
     }
-    return KafkaBroker(connection.kafka_bootstrap_servers, **{**defaults, **options})
+    return KafkaBroker(connection.bootstrap_servers, **{**defaults, **options})
 
 
 def wanted_types(handler: Callable[..., Any]) -> tuple[type[Message], ...]:

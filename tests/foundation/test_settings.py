@@ -51,3 +51,24 @@ def test_every_setting_is_documented_in_the_readme(
         if f"{prefix}{name.upper()}" not in text
     ]
     assert not missing, f"README lacks {missing}"
+
+
+@pytest.mark.parametrize(
+    ("setting", "hosts"),
+    [
+        ("127.0.0.1:9092", ["127.0.0.1:9092"]),
+        ("a:1,b:2,c:3", ["a:1", "b:2", "c:3"]),
+        (" a:1 , b:2 ,", ["a:1", "b:2"]),
+    ],
+)
+def test_a_cluster_bootstrap_list_reaches_faststream_host_by_host(
+    setting: str, hosts: list[str]
+) -> None:
+    """FastStream takes one string as one host: the three nodes of a cluster would be one
+    unreachable address and the normalizer could not start (found by the chaos run)."""
+    from mmbus.consumer import kafka_broker
+
+    connection = CommonSettings(kafka_bootstrap_servers=setting)
+    assert connection.bootstrap_servers == hosts
+    broker = kafka_broker(connection)
+    assert broker._connection_kwargs["bootstrap_servers"] == hosts
