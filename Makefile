@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help prereqs install kafka-jars run test test-fast test-slow lint fmt schemas kafka-up kafka-down clean bench-simulator bench-sender bench-ingest bench-replay
+.PHONY: help prereqs install kafka-jars run test test-fast test-slow test-chaos lint fmt schemas kafka-up kafka-down clean bench-simulator bench-sender bench-ingest bench-replay
 
 help:
 	@echo "make run        set up everything and run the main job"
 	@echo "make test       set up everything and run the test suite (real Kafka broker)"
 	@echo "make test-slow  long fault and load runs (not part of make test)"
+	@echo "make test-chaos the whole stack under seeded faults on a 3-node cluster (CHAOS_SEED=1)"
 	@echo "make lint       ruff + mypy --strict + schema drift check"
 	@echo "make schemas    regenerate schemas/ from the models"
 	@echo "make bench-simulator  simulator req/s vs a raw ASGI endpoint"
@@ -43,6 +44,13 @@ test-fast: install
 
 test-slow: install kafka-jars
 	$(BIN)/pytest -m slow
+
+# One seeded run (about 20,000 commands); figures are printed and kept in
+# $(CHAOS_WORKDIR)/seed-N/findings.json with every part's log.
+CHAOS_SEED ?= 1
+CHAOS_WORKDIR ?= .chaos
+test-chaos: install kafka-jars
+	CHAOS_SEED=$(CHAOS_SEED) CHAOS_WORKDIR=$(abspath $(CHAOS_WORKDIR)) $(BIN)/pytest -m chaos tests/chaos
 
 lint: install
 	$(BIN)/ruff check .

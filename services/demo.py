@@ -39,10 +39,29 @@ class DemoError(Exception):
 
 @dataclass
 class Part:
+    """One child process, with what it takes to start it again after a crash."""
+
     name: str
-    process: subprocess.Popen[bytes]
+    args: list[str]
+    env: dict[str, str]
     log: Path
     health_url: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def launch(self) -> None:
+        # Appended: a restarted part's log follows the log of the one that died.
+        with self.log.open("ab") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", *self.args],
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches us; we stop the parts in order
+            )
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -56,6 +75,10 @@ class DemoStack:
     settings: CommonSettings
     workdir: Path
     simulator_behaviour: dict[str, Any] = field(default_factory=dict)
+    world_file: Path | None = None
+    senders: int = 1
+    # Extra environment per part name ("sender" reaches every sender), e.g. tuning.
+    part_env: dict[str, dict[str, str]] = field(default_factory=dict)
     parts: dict[str, Part] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -78,6 +101,7 @@ class DemoStack:
                 "MMBUS_KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
                 "MMBUS_TOPIC_PREFIX": self.settings.topic_prefix,
                 "MMBUS_PARTITIONS": str(self.settings.partitions),
+                "MMBUS_REPLICATION_FACTOR": str(self.settings.replication_factor),
                 "MMBUS_LOG_FORMAT": "json",
                 "MMBUS_LOG_LEVEL": "INFO",
             }
@@ -85,28 +109,27 @@ class DemoStack:
         env.update(extra)
         return env
 
+    @property
+    def sender_names(self) -> list[str]:
+        return ["sender", *(f"sender-{i}" for i in range(2, self.senders + 1))]
+
     def _start(self, name: str, args: list[str], env: dict[str, str], health: str) -> None:
+        kind = "sender" if name in self.sender_names else name
         log = self.workdir / f"{name}.log"
-        handle = log.open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args],
-            env=self._env(env),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches us; we stop the parts in order
-        )
-        handle.close()
-        self.parts[name] = Part(name, process, log, health)
+        log.write_bytes(b"")
+        part = Part(name, args, self._env({**env, **self.part_env.get(kind, {})}), log, health)
+        part.launch()
+        self.parts[name] = part
 
     def start(self, wait_s: float = 90) -> DemoStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for name in ("simulator", "ingest", "sender", "projector"):
+        for name in ("simulator", "ingest", *self.sender_names, "projector"):
             self.ports[name] = free_port()
         ingest = f"http://127.0.0.1:{self.ports['ingest']}"
+        world = ["--seed", str(self.world_file)] if self.world_file else []
         self._start(
             "simulator",
-            ["simulator", "--port", str(self.ports["simulator"])],
+            ["simulator", "--port", str(self.ports["simulator"]), *world],
             {
                 "MMBUS_SIMULATOR_WEBHOOK_URL": f"{ingest}/webhooks/meta",
                 "MMBUS_SIMULATOR_APP_SECRET": DEMO_SECRET,
@@ -123,18 +146,19 @@ class DemoStack:
             },
             f"{ingest}/health",
         )
-        self._start(
-            "sender",
-            ["sender"],
-            {
-                "MMBUS_META_BASE_URL": self.simulator_url,
-                "MMBUS_META_ACCESS_TOKEN": DEMO_TOKEN,
-                "MMBUS_D360_BASE_URL": f"{self.simulator_url}/360dialog",
-                "MMBUS_SENDER_HTTP_PORT": str(self.ports["sender"]),
-                "MMBUS_SENDER_GROUP_ID": f"{self.settings.topic_prefix}sender",
-            },
-            f"http://127.0.0.1:{self.ports['sender']}/ready",
-        )
+        for sender in self.sender_names:  # one consumer group: they share the partitions
+            self._start(
+                sender,
+                ["sender"],
+                {
+                    "MMBUS_META_BASE_URL": self.simulator_url,
+                    "MMBUS_META_ACCESS_TOKEN": DEMO_TOKEN,
+                    "MMBUS_D360_BASE_URL": f"{self.simulator_url}/360dialog",
+                    "MMBUS_SENDER_HTTP_PORT": str(self.ports[sender]),
+                    "MMBUS_SENDER_GROUP_ID": f"{self.settings.topic_prefix}sender",
+                },
+                f"http://127.0.0.1:{self.ports[sender]}/ready",
+            )
         self._start(
             "projector",
             ["projector"],
@@ -144,23 +168,37 @@ class DemoStack:
             },
             f"{self.query_url}/ready",
         )
-        self._wait_healthy(wait_s)
+        self._wait_healthy(self.parts, wait_s)
         if self.simulator_behaviour:
             with httpx.Client(base_url=self.simulator_url, timeout=10) as client:
                 current = client.get("/_admin/behaviour").json()
                 client.put("/_admin/behaviour", json={**current, **self.simulator_behaviour})
         return self
 
-    def _wait_healthy(self, wait_s: float) -> None:
+    def kill(self, name: str) -> None:
+        """SIGKILL one part (its whole process group), as a crash would."""
+        part = self.parts[name]
+        if part.process is not None and part.process.poll() is None:
+            os.killpg(part.process.pid, signal.SIGKILL)
+            part.process.wait(30)
+
+    def restart(self, name: str, wait_s: float = 90) -> None:
+        """Start a part that died again, with the same ports and settings; wait until ready."""
+        part = self.parts[name]
+        if part.exited() is None:
+            raise DemoError(f"{name} is still running; kill it first")
+        part.launch()
+        self._wait_healthy({name: part}, wait_s)
+
+    def _wait_healthy(self, parts: dict[str, Part], wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
-        pending = dict(self.parts)
+        pending = dict(parts)
         with httpx.Client(timeout=2) as client:
             while pending:
                 for name, part in list(pending.items()):
-                    if part.process.poll() is not None:
+                    if (code := part.exited()) is not None:
                         raise DemoError(
-                            f"{name} exited with {part.process.returncode}; "
-                            f"its log ({part.log}) ends:\n{part.tail()}"
+                            f"{name} exited with {code}; its log ({part.log}) ends:\n{part.tail()}"
                         )
                     try:
                         if client.get(part.health_url).status_code == 200:
@@ -177,16 +215,14 @@ class DemoStack:
 
     def check_alive(self) -> None:
         for name, part in self.parts.items():
-            if part.process.poll() is not None:
-                raise DemoError(
-                    f"{name} exited with {part.process.returncode}; log {part.log}:\n{part.tail()}"
-                )
+            if (code := part.exited()) is not None:
+                raise DemoError(f"{name} exited with {code}; log {part.log}:\n{part.tail()}")
 
     def stop(self, grace_s: float = 30) -> None:
         # Producers of events first, the projector last, so it sees everything written.
-        for name in ("simulator", "sender", "ingest", "projector"):
+        for name in ("simulator", *self.sender_names, "ingest", "projector"):
             part = self.parts.get(name)
-            if part is None or part.process.poll() is not None:
+            if part is None or part.process is None or part.process.poll() is not None:
                 continue
             part.process.send_signal(signal.SIGTERM)
             try:

@@ -20,6 +20,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from mmbus.contracts.topics import TopicSpec, catalogue
+from services.common.admin_session import with_admin
 from services.common.logging import get_logger
 from services.common.settings import CommonSettings
 
@@ -58,9 +59,8 @@ async def ensure_topics(
     A partition count that differs from the catalogue is an error, not a warning:
     send commands and send events must stay co-partitioned.
     """
-    admin = AIOKafkaAdminClient(client_id="mmbus-admin", **client_options)
-    await admin.start()
-    try:
+
+    async def ensure(admin: AIOKafkaAdminClient) -> EnsureResult:
         existing_names = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing_names]
         created = await _create(admin, missing) if missing else set()
@@ -74,8 +74,8 @@ async def ensure_topics(
             existing=tuple(s.name for s in present),
             raised=raised,
         )
-    finally:
-        await admin.close()
+
+    return await with_admin(client_options, ensure)
 
 
 async def _create(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> set[str]:
@@ -225,12 +225,7 @@ async def topic_max_message_bytes(
 ) -> dict[str, int]:
     """The max.message.bytes each topic has (its own or the broker's default); topics
     whose config cannot be read are left out."""
-    admin = AIOKafkaAdminClient(client_id="mmbus-admin", **client_options)
-    await admin.start()
-    try:
-        described = await _describe(admin, names)
-    finally:
-        await admin.close()
+    described = await with_admin(client_options, lambda admin: _describe(admin, names))
     return {
         name: int(value)
         for name, entries in described.items()

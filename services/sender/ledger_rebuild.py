@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from mmbus.contracts.codec import decode
 from mmbus.contracts.envelope import Message
 from mmbus.contracts.topics import Stream, topic_name
+from services.common.admin_session import with_admin
 from services.common.logging import get_logger
 from services.sender.knowledge_feed import caught_up
 from services.sender.ledger import Ledger
@@ -116,15 +116,14 @@ async def _stored_checkpoints(
 ) -> dict[int, int]:
     """The checkpoints committed with the group's offsets; a partition without one is
     scanned from its beginning (first run, or offsets committed by an older version)."""
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        stored = await admin.list_consumer_group_offsets(
-            settings.sender_group_id,
-            partitions=[TopicPartition(commands_topic, p) for p in partitions],
-        )
-    finally:
-        await admin.close()
+    wanted = [TopicPartition(commands_topic, p) for p in partitions]
+    # A broker dying during a rebalance must not take the sender with it.
+    stored = await with_admin(
+        settings.kafka_client_options(),
+        lambda admin: admin.list_consumer_group_offsets(
+            settings.sender_group_id, partitions=wanted
+        ),
+    )
     out = {}
     for tp, committed in stored.items():
         found = checkpoint_from_metadata(committed.metadata) if committed.offset >= 0 else None
