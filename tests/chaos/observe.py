@@ -30,34 +30,58 @@ async def read_all(
     Raises when the count read is not the count the offsets promise: a history with
     holes would be checked as if records were lost.
     """
+    tps = [
+        TopicPartition(topic_name(s, settings.topic_prefix), p)
+        for s in streams
+        for p in range(settings.partitions)
+    ]
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **settings.kafka_client_options())
     await consumer.start()
-    out: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        tps = [
-            TopicPartition(topic_name(s, settings.topic_prefix), p)
-            for s in streams
-            for p in range(settings.partitions)
-        ]
-        consumer.assign(tps)
         begin = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        # Done by what was returned, not by position(): the history must hold every record.
-        upto = dict(begin)
-        async with asyncio.timeout(180):
-            while short := [tp for tp in tps if upto[tp] < end[tp]]:
-                batches = await consumer.getmany(*short, timeout_ms=500, max_records=5000)
-                for tp, records in batches.items():
-                    out.extend(records)
-                    upto[tp] = records[-1].offset + 1
     finally:
         await consumer.stop()
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    # Done by what was returned, not by position(): the history must hold every record.
+    upto = dict(begin)
+    async with asyncio.timeout(300):
+        while short := [tp for tp in tps if upto[tp] < end[tp]]:
+            await _read_some(settings, short, upto, end, out)
     expected = sum(end[tp] - begin[tp] for tp in tps)
     # Offsets count transaction markers too; mmbus writes no transactions.
     if len(out) != expected:
         raise AssertionError(f"read {len(out)} records of {streams}, offsets say {expected}")
     return out
+
+
+async def _read_some(
+    settings: CommonSettings,
+    tps: list[TopicPartition],
+    upto: dict[TopicPartition, int],
+    end: dict[TopicPartition, int],
+    out: list[ConsumerRecord[bytes, bytes]],
+) -> None:
+    """Read from ``upto`` on until nothing arrives for a while; the caller starts again
+    with a fresh consumer (one that stalled after the cluster's leaders moved, now and
+    then, never caught up on its own)."""
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **settings.kafka_client_options())
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, upto[tp])
+        idle = 0
+        while idle < 20:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            idle = 0 if batches else idle + 1
+            for tp, records in batches.items():
+                out.extend(records)
+                upto[tp] = records[-1].offset + 1
+            if all(upto[tp] >= end[tp] for tp in tps):
+                return
+    finally:
+        await consumer.stop()
 
 
 def messages(records: list[ConsumerRecord[bytes, bytes]]) -> list[Message]:
