@@ -55,7 +55,8 @@ class DecodeFailure:
     version: int | None = None
 
 
-def _header_attributes(message: Message, time: str) -> Headers:
+def cloudevent_headers(message: Message, time: str) -> Headers:
+    """The record headers of ``message``; ``time`` as its value spells it."""
     attributes: list[tuple[str, str | None]] = [
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", message.id),
@@ -104,7 +105,7 @@ def encode(message: Message) -> KafkaRecord:
     return KafkaRecord(
         key=message.record_key(),
         value=dumps(dumped),
-        headers=_header_attributes(message, dumped["time"]),
+        headers=cloudevent_headers(message, dumped["time"]),
     )
 
 

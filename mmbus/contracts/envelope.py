@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -107,12 +108,20 @@ _NAMESPACE_BYTES = MMBUS_NAMESPACE.bytes
 
 def _uuid5(name: bytes) -> str:
     """``str(uuid.uuid5(MMBUS_NAMESPACE, name))`` without the UUID object (a hot path)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    return _uuid_text(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest(), 5)
+
+
+def _uuid_text(raw: bytes, version: int) -> str:
+    """``str(uuid.UUID(bytes=raw[:16], version=version))``: the version and the RFC 4122
+    variant written into the bits, as the uuid module does, then the 8-4-4-4-12 text."""
+    digest = bytearray(raw[:16])
+    digest[6] = (digest[6] & 0x0F) | (version << 4)
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """``str(uuid.uuid4())``: 16 random bytes from the OS, without the UUID object (the
+    sender makes one per attempt)."""
+    return _uuid_text(os.urandom(16), 4)

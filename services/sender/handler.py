@@ -16,17 +16,13 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
-
 from mmbus.contracts.codec import DecodeFailure, decode
 from mmbus.contracts.commands import SendTemplate
 from mmbus.contracts.send_events import ApiError, Decision
 from mmbus.contracts.topics import Stream, topic_name
 from mmbus.dead_letters import dead_letter
-from mmbus.tracing import extract, span
 from services.common.logging import get_logger
-from services.sender import results, spans
+from services.sender import fast_events, results, spans
 from services.sender.knowledge import Knowledge
 from services.sender.lanes import Lanes
 from services.sender.ledger import Ledger
@@ -43,6 +39,7 @@ from services.sender.outcomes import (
 from services.sender.ports import Api, Clock, CommandRecord, Pacer, Results
 from services.sender.routing import Hold, LookUp, Reject, RoutingPolicy, Send, Suppress, route
 from services.sender.settings import SenderSettings
+from services.sender.spans import span
 
 log = get_logger("mmbus.sender")
 DECISION_ROUNDS = 4  # look-ups and holds before a decision; each settles one unknown
@@ -85,18 +82,10 @@ class CommandHandler:
             )
             await self._reject_unreadable(record, failure)
             return
-        data = message.data
-        with span(
-            "send.template process",
-            context=extract(record.headers),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.kafka.offset": record.offset,
-                "mmbus.command_id": data.command_id,
-            },
-        ):
+        if not spans.command_traced():
+            await self._handle(record, message, order)
+            return
+        with spans.process(record.headers, record.offset, message.data.command_id):
             await self._handle(record, message, order)
 
     async def _handle(self, record: CommandRecord, message: SendTemplate, order: int) -> None:
@@ -135,7 +124,7 @@ class CommandHandler:
             spans.outcome("send.rejected", reason=outcome.reason)
             await self.ports.out.about(results.rejected(command, outcome, clock.now()), record)
         else:
-            trace.get_current_span().set_attribute("mmbus.route", outcome.endpoint)
+            spans.routed(outcome.endpoint)
             await self._send(record, command, outcome, order)
 
     async def _decision(
@@ -205,13 +194,11 @@ class CommandHandler:
                     await p.clock.sleep(gap)
                 pacing.set_attribute("mmbus.waited_s", waited + gap)
             with span("send.attempt", attributes={"mmbus.attempt": attempt}):
-                tried = results.attempted(command, attempt, plan.decision, p.clock.now())
+                tried = fast_events.attempted(command, attempt, plan.decision, p.clock.now())
                 await p.out.about(tried, record)  # durable before the call
                 p.metrics.limiter_wait.observe(await p.pacer.admit(data.phone_number_id, order))
                 requested_at = p.clock.now()
-                with span(
-                    "POST", kind=SpanKind.CLIENT, attributes=spans.http_attributes(data, plan)
-                ) as call:
+                with spans.http_call(data, plan) as call:
                     result, seconds = await p.api.send(
                         data.provider, data.phone_number_id, plan.endpoint, plan.body
                     )
@@ -220,9 +207,10 @@ class CommandHandler:
             if isinstance(result, Delivered):
                 p.pacer.succeeded(data.phone_number_id)
                 p.lanes.sent(lane, p.clock.monotonic())
-                p.knowledge.template_used(data, p.clock.now())
+                answered_at = p.clock.now()  # one reading for both: the same moment
+                p.knowledge.template_used(data, answered_at)
                 p.metrics.count(plan.endpoint, "accepted")
-                done = results.accepted(command, tried, result, requested_at, p.clock.now())
+                done = fast_events.accepted(command, tried, result, requested_at, answered_at)
                 spans.outcome("send.accepted")
                 await p.out.about(done, record)
                 return

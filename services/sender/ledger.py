@@ -40,7 +40,11 @@ class Ledger:
     rejections: set[str] = field(default_factory=set)
 
     def get(self, command_id: str) -> LedgerEntry:
-        return self.entries.setdefault(command_id, LedgerEntry())
+        # Not setdefault: that would build an entry on each of a send's four look-ups.
+        entry = self.entries.get(command_id)
+        if entry is None:
+            entry = self.entries[command_id] = LedgerEntry()
+        return entry
 
     def rejected(self, rejection_id: str) -> bool:
         return rejection_id in self.rejections

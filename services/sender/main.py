@@ -17,6 +17,7 @@ from services.common.serving import EmbeddedServer
 from services.common.tracing import configure_tracing
 from services.sender.graph import GraphClient
 from services.sender.runner import Sender
+from services.sender.runtime import tune_gc
 from services.sender.settings import SenderSettings
 
 log = get_logger("mmbus.sender")
@@ -60,6 +61,7 @@ async def run_sender(settings: SenderSettings, stop: asyncio.Event) -> None:
         )
     )
     http = asyncio.create_task(server.serve(), name="sender-http")
+    tune_gc()
     log.info(
         "sender starting",
         commands=sender.commands_topic,

@@ -18,6 +18,21 @@ def error_reason(error: ApiError) -> str:
     return "transport"
 
 
+class Depth:
+    """A count that goes up and down, read by its gauge when scraped."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+
+    def dec(self) -> None:
+        self.value -= 1
+
+
 class SenderMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -31,9 +46,14 @@ class SenderMetrics:
             ["route", "outcome", "reason"],
             registry=self.registry,
         )
+        # The two gauges that move twice per send are plain integers read at scrape time:
+        # a prometheus_client gauge takes a lock on every change.
+        self._in_flight = 0
         self.in_flight = Gauge(
             "mmbus_sender_in_flight", "Commands in progress.", registry=self.registry
         )
+        self.in_flight.set_function(lambda: self._in_flight)
+        self._depths: dict[str, Depth] = {}
         self.queue_depth = Gauge(
             "mmbus_sender_queue_depth",
             "Sends waiting for their business number's next slot.",
@@ -83,9 +103,19 @@ class SenderMetrics:
     def failed_with(self, route: str | None, outcome: str, error: ApiError) -> None:
         self.count(route, outcome, error_reason(error))
 
-    def waiting(self, number: str) -> Any:
-        """The queue-depth gauge of one business number."""
-        return self._child(self.queue_depth, number)
+    def started(self) -> None:
+        self._in_flight += 1
+
+    def finished(self) -> None:
+        self._in_flight -= 1
+
+    def waiting(self, number: str) -> Depth:
+        """The queue depth of one business number (its gauge reads it when scraped)."""
+        depth = self._depths.get(number)
+        if depth is None:
+            depth = self._depths[number] = Depth()
+            self._child(self.queue_depth, number).set_function(lambda: depth.value)
+        return depth
 
     def call_took(self, endpoint: str, seconds: float) -> None:
         self._child(self.http_latency, endpoint).observe(seconds)

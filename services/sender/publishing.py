@@ -12,13 +12,13 @@ from __future__ import annotations
 from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import SpanKind
 
-from mmbus.contracts.codec import encode
 from mmbus.contracts.envelope import Message
 from mmbus.contracts.topics import Stream, topic_name
-from mmbus.tracing import inject, span
+from services.sender.fast_events import encode
 from services.sender.ledger import Ledger
 from services.sender.offsets import LedgerCheckpoint
 from services.sender.ports import CommandRecord, Observer
+from services.sender.spans import inject, span, traced
 
 
 class KafkaResults:
@@ -56,6 +56,8 @@ class KafkaResults:
         await self._write(self.dead_letter_topic, event)
 
     async def _write(self, topic: str, event: Message, *, partition: int | None = None) -> int:
+        if not traced():
+            return await self._produce(topic, event, partition)
         # The event carries the command's trace (W3C traceparent), so whoever reads it
         # (a projection, another team's consumer) can continue or link to it.
         with span(
@@ -63,15 +65,18 @@ class KafkaResults:
             kind=SpanKind.PRODUCER,
             attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
         ):
-            record = encode(event)
-            future = await self._producer.send(
-                topic,
-                value=record.value,
-                key=record.key,
-                headers=inject(record.headers),
-                partition=partition,
-            )
-            return int((await future).offset)
+            return await self._produce(topic, event, partition)
+
+    async def _produce(self, topic: str, event: Message, partition: int | None) -> int:
+        record = encode(event)
+        future = await self._producer.send(
+            topic,
+            value=record.value,
+            key=record.key,
+            headers=inject(record.headers),
+            partition=partition,
+        )
+        return int((await future).offset)
 
     async def flush(self) -> None:
         """Every event already handed to the producer is durable (see the runner's drain)."""

@@ -200,14 +200,14 @@ class Sender:
     def _start(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         progress = self.progress.setdefault(tp, PartitionProgress(record.offset))
         progress.started(record.offset)
-        self.metrics.in_flight.inc()
+        self.metrics.started()
         task = asyncio.create_task(self._process(tp, record, next(self._intake)))
         self.tasks.setdefault(tp, set()).add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             self.tasks.get(tp, set()).discard(t)
             self._slots.release()
-            self.metrics.in_flight.dec()
+            self.metrics.finished()
 
         task.add_done_callback(done)
 

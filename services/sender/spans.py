@@ -1,37 +1,102 @@
-"""What the sender's spans say: attributes of the outcome, of the HTTP call, of its answer.
+"""The sender's spans: opened only for a traced command, with the conventions in one place.
 
-The spans themselves are opened in :mod:`services.sender.handler`; these helpers
-keep the OpenTelemetry semantic conventions in one place.
+Whether a command is traced is decided once, when the handler takes it
+(:func:`command_traced`), and kept in a context variable of the command's task:
+``mmbus.tracing`` asks OpenTelemetry on every use, and with no SDK installed
+that question (an environment look-up) was about a dozen times per send, more
+CPU than anything else the sender did besides HTTP, for spans that were
+dropped anyway. A command taken after an SDK is installed is traced.
 """
 
 from __future__ import annotations
 
-from opentelemetry import trace
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
+from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from mmbus import tracing
 from mmbus.contracts.commands import SendTemplateData
 from services.sender.outcomes import Delivered, Fail, Result, Retry, Unknown
 from services.sender.routing import Send
 
+# None outside a command (a look-up, a dead letter written elsewhere): ask each time.
+_traced: ContextVar[bool | None] = ContextVar("mmbus_sender_traced", default=None)
+_OFF: AbstractContextManager[trace.Span] = nullcontext(trace.INVALID_SPAN)
+
+
+def command_traced() -> bool:
+    """Decide, for the command whose task this is, whether its spans are recorded."""
+    traced = tracing.enabled()
+    _traced.set(traced)
+    return traced
+
+
+def traced() -> bool:
+    decided = _traced.get()
+    return tracing.enabled() if decided is None else decided
+
+
+def span(name: str, **options: Any) -> AbstractContextManager[trace.Span]:
+    return tracing.span(name, **options) if traced() else _OFF
+
+
+def inject(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    return tracing.inject(headers) if traced() else headers
+
+
+def process(headers: Sequence[tuple[str, bytes]] | None, offset: int, command_id: str) -> Any:
+    """The command's consumer span, continuing the trace its record carries."""
+    return tracing.span(
+        "send.template process",
+        context=tracing.extract(headers),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.kafka.offset": offset,
+            "mmbus.command_id": command_id,
+        },
+    )
+
 
 def outcome(event_type: str, *, reason: str | None = None) -> None:
     """The command's result on its span (the current one is its process span or a child)."""
+    if not traced():
+        return
     span = trace.get_current_span()
     span.set_attribute("mmbus.outcome", event_type)
     if reason is not None:
         span.set_attribute("mmbus.reason", reason)
 
 
-def http_attributes(data: SendTemplateData, plan: Send) -> dict[str, str]:
+def routed(endpoint: str) -> None:
+    if traced():
+        trace.get_current_span().set_attribute("mmbus.route", endpoint)
+
+
+def http_call(data: SendTemplateData, plan: Send) -> AbstractContextManager[trace.Span]:
+    if not traced():
+        return _OFF
     # HTTP client semantic conventions; the URL names the endpoint, never the token.
-    return {
-        "http.request.method": "POST",
-        "server.address": data.provider,
-        "url.template": f"/{{phone_number_id}}/{plan.endpoint}",
-        "mmbus.endpoint": plan.endpoint,
-    }
+    return tracing.span(
+        "POST",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "http.request.method": "POST",
+            "server.address": data.provider,
+            "url.template": f"/{{phone_number_id}}/{plan.endpoint}",
+            "mmbus.endpoint": plan.endpoint,
+        },
+    )
 
 
 def record_answer(span: trace.Span, result: Result) -> None:
+    if not span.is_recording():
+        return
     status = result.http_status if isinstance(result, Delivered) else None
     if isinstance(result, Retry | Fail):
         status = result.error.http_status

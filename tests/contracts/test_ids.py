@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmbus.contracts.envelope import MMBUS_NAMESPACE, derive_id
+from mmbus.contracts.envelope import MMBUS_NAMESPACE, _uuid_text, derive_id, new_id
 
 STATUS_IDENTITY = {"wamid": "wamid.HBgM", "status": "delivered", "timestamp": "1772442910"}
 
@@ -48,3 +48,18 @@ def test_derived_ids_are_exactly_uuid5(message_type: str, identity: dict[str, st
     canonical = orjson.dumps(identity, option=orjson.OPT_SORT_KEYS).decode()
     expected = uuid.uuid5(MMBUS_NAMESPACE, f"{message_type}\n{canonical}")
     assert derive_id(message_type, identity) == str(expected)
+
+
+@given(st.binary(min_size=16, max_size=16), st.sampled_from([4, 5]))
+def test_uuid_text_is_the_uuid_modules(raw: bytes, version: int) -> None:
+    assert _uuid_text(raw, version) == str(uuid.UUID(bytes=raw, version=version))
+
+
+def test_new_ids_are_random_version_4_uuids() -> None:
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
