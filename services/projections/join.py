@@ -58,9 +58,7 @@ class Partial:
     def projection(self) -> Projection:
         """The whole state: these entities (the derived rows follow on ``settle``)."""
         projection = Projection(self.specs, incremental=False)
-        for kind, table in self.entities.items():
-            for key, state in table.items():
-                projection.put(kind, key, state)
+        projection.adopt(self.entities)
         return projection
 
     def tally(self) -> Tally:

@@ -109,6 +109,12 @@ class Projection:
             to(PROJECTIONS["templates"].types, self._template)
         return {t: tuple(handlers) for t, handlers in routes.items()}
 
+    def adopt(self, entities: dict[str, dict[str, Any]]) -> None:
+        """Take a joined state's tables as they are, not entity by entity (a replay's
+        state is not folded further: only settled and read)."""
+        self.entities.update(entities)
+        self._stale = True
+
     # -- loading a stored state
     def load(self, kind: str, key: str, doc: bytes | str) -> None:
         self.put(kind, key, load_doc(kind, doc))

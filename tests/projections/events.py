@@ -82,11 +82,13 @@ def _env(t: str, when: float, subject: str, key: str) -> dict[str, Any]:
 DECISION = Decision(endpoint="marketing_messages", category="MARKETING")
 
 
-def command(n: int, when: float = 0, **options: Any) -> SendTemplate:
+def command(
+    n: int, when: float = 0, *, waba: str = WABA, number: str = NUMBER, **options: Any
+) -> SendTemplate:
     return send_template(
         command_id=cid(n),
-        waba_id=WABA,
-        phone_number_id=NUMBER,
+        waba_id=waba,
+        phone_number_id=number,
         to=f"+{USER}",
         template_name=options.pop("template_name", "spring_sale"),
         language="en_US",
@@ -97,27 +99,42 @@ def command(n: int, when: float = 0, **options: Any) -> SendTemplate:
     )
 
 
-def attempted(n: int, when: float = 1) -> SendAttempted:
+def attempted(n: int, when: float = 1, *, waba: str = WABA, number: str = NUMBER) -> SendAttempted:
     return SendAttempted(
         **_env("send.attempted", when, cid(n), f"att{n}"),
-        data=SendAttemptedData(**_ref(n), attempt=1, decision=DECISION),
-    )
-
-
-def accepted(n: int, when: float = 2, wamid: str | None = None) -> SendAccepted:
-    return SendAccepted(
-        **_env("send.accepted", when, cid(n), f"acc{n}"),
-        data=SendAcceptedData(
-            **_ref(n), attempt=1, decision=DECISION, wamid=wamid or f"wamid.{n}", http_status=200
+        data=SendAttemptedData(
+            **_ref(n, waba_id=waba, phone_number_id=number), attempt=1, decision=DECISION
         ),
     )
 
 
-def failed(n: int, when: float = 2, code: int = 131026) -> SendFailed:
+def accepted(
+    n: int,
+    when: float = 2,
+    wamid: str | None = None,
+    *,
+    waba: str = WABA,
+    number: str = NUMBER,
+) -> SendAccepted:
+    return SendAccepted(
+        **_env("send.accepted", when, cid(n), f"acc{n}"),
+        data=SendAcceptedData(
+            **_ref(n, waba_id=waba, phone_number_id=number),
+            attempt=1,
+            decision=DECISION,
+            wamid=wamid or f"wamid.{n}",
+            http_status=200,
+        ),
+    )
+
+
+def failed(
+    n: int, when: float = 2, code: int = 131026, *, waba: str = WABA, number: str = NUMBER
+) -> SendFailed:
     return SendFailed(
         **_env("send.failed", when, cid(n), f"fail{n}"),
         data=SendFailedData(
-            **_ref(n),
+            **_ref(n, waba_id=waba, phone_number_id=number),
             attempt=1,
             decision=DECISION,
             error=ApiError(code=code, title="Message undeliverable"),
@@ -158,14 +175,16 @@ def status(
     errors: tuple[dict[str, Any], ...] = (),
     copy: int = 0,
     recipient: str = USER,
+    waba: str = WABA,
+    number: str = NUMBER,
 ) -> MessageStatus:
     w = wamid or f"wamid.{n}"
     data: dict[str, Any] = {
         "wamid": w,
         "status": value,
         "timestamp": at(when),
-        "waba_id": WABA,
-        "phone_number_id": NUMBER,
+        "waba_id": waba,
+        "phone_number_id": number,
         "recipient_id": recipient,
         "errors": errors,
         "biz_opaque_callback_data": callback_data(cid(n), None) if n is not None else None,
@@ -178,12 +197,14 @@ def status(
     )
 
 
-def click(token: str, n: int, when: float = 10) -> MarketingLinkClicked:
+def click(
+    token: str, n: int, when: float = 10, *, waba: str = WABA, number: str = NUMBER
+) -> MarketingLinkClicked:
     return MarketingLinkClicked(
-        **_env("marketing.link_clicked", when, NUMBER, f"click{n}"),
+        **_env("marketing.link_clicked", when, number, f"click{n}"),
         data=MarketingLinkClickedData(
-            waba_id=WABA,
-            phone_number_id=NUMBER,
+            waba_id=waba,
+            phone_number_id=number,
             timestamp=at(when),
             tracking_token=token,
             click_id=f"ck{n}",
@@ -230,10 +251,14 @@ def preference(user: str, value: str, when: float) -> UserMarketingPreferenceCha
     )
 
 
-def template_status(name: str, value: str, when: float) -> TemplateStatusChanged:
+def template_status(
+    name: str, value: str, when: float, *, waba: str = WABA
+) -> TemplateStatusChanged:
+    # The default WABA keeps the id (and so the golden log) as it always was.
+    key = f"tpl{name}{value}{when}" if waba == WABA else f"tpl{waba}{name}{value}{when}"
     return TemplateStatusChanged(
-        **_env("template.status_changed", when, name, f"tpl{name}{value}{when}"),
-        data=TemplateStatusChangedData(waba_id=WABA, name=name, event=value),
+        **_env("template.status_changed", when, name, key),
+        data=TemplateStatusChangedData(waba_id=waba, name=name, event=value),
     )
 
 
