@@ -258,13 +258,18 @@ class DemoStack:
     def settle(
         self,
         campaign_id: str,
-        expected: int,
+        expected: int | None,
         *,
         timeout_s: float = 120,
         quiet_s: float = 3.0,
         on_change: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Wait until every command has a result and the funnel stopped moving for ``quiet_s``."""
+        """Wait until every command has a result and the funnel stopped moving for ``quiet_s``.
+
+        ``expected`` None: the caller knows every command has its result (from the log);
+        the funnel's stages cannot tell it when some indeterminate sends were settled by
+        status webhooks (they count as sent, not as indeterminate).
+        """
         deadline = time.monotonic() + timeout_s
         last: dict[str, Any] | None = None
         changed_at = time.monotonic()
@@ -281,7 +286,7 @@ class DemoStack:
                     done = sum(stages.get(name, 0) for name in TERMINAL)
                     pending = self._pending_webhooks(client)
                     if (
-                        done >= expected
+                        (expected is None or done >= expected)
                         and pending == 0
                         and time.monotonic() - changed_at >= quiet_s
                     ):

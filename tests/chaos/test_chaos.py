@@ -74,7 +74,13 @@ async def run_chaos(
             await chaos.drive(stack, deadline_s)
             sent_s = time.monotonic() - started
             await asyncio.to_thread(
-                stack.settle, chaos.campaign.campaign_id, size, timeout_s=300, quiet_s=5
+                # Every command has its terminal event (drive saw them on the log). Quiet
+                # long enough to outlast a normalizer's rebalance after an ingest crash.
+                stack.settle,
+                chaos.campaign.campaign_id,
+                None,
+                timeout_s=deadline_s,
+                quiet_s=20,
             )
             sim = await asyncio.to_thread(simulator_history, stack.simulator_url)
             projected = await asyncio.to_thread(
