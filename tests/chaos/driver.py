@@ -30,6 +30,7 @@ from services.localkafka import cluster
 from services.sender.ledger import TERMINAL_TYPES
 from tests.chaos.campaign import PAIR_LIMIT_S, SENDER_RATE_PER_S, Campaign, world
 from tests.chaos.schedule import KillBroker, Schedule, Step
+from tests.waiting import eventually
 
 SENDER_TUNING = {
     "MMBUS_SENDER_RATE_PER_S": str(SENDER_RATE_PER_S),
@@ -108,14 +109,14 @@ async def _describe(settings: CommonSettings) -> list[dict[str, Any]]:
         await admin.close()
 
 
-async def full_isr(settings: CommonSettings, timeout_s: float = 120) -> None:
+async def full_isr(settings: CommonSettings, within_s: float = 120) -> None:
     """Wait until every partition of the project's topics has all its replicas in sync."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    async def in_sync() -> bool:
         described = await _describe(settings)
-        if all(set(p["isr"]) == set(p["replicas"]) for d in described for p in d["partitions"]):
-            return
-        await asyncio.sleep(0.5)
+        return all(set(p["isr"]) == set(p["replicas"]) for d in described for p in d["partitions"])
+
+    await eventually(in_sync, within_s=within_s, poll_s=0.5, what="every replica back in sync")
 
 
 async def leader_of_commands(settings: CommonSettings, partition: int) -> int:
