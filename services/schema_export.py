@@ -107,6 +107,7 @@ SERVICES = (
         ),
         produces=(
             "send.attempted",
+            "send.attempt_failed",
             "send.accepted",
             "send.failed",
             "send.suppressed",

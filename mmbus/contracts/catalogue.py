@@ -17,6 +17,7 @@ from mmbus.contracts.send_events import (
     SendAccepted,
     SendAcceptedV1,
     SendAttempted,
+    SendAttemptFailed,
     SendFailed,
     SendIndeterminate,
     SendIndeterminateV1,
@@ -48,6 +49,7 @@ from mmbus.contracts.webhook_events import (
 MODELS: tuple[type[Message], ...] = (
     SendTemplate,
     SendAttempted,
+    SendAttemptFailed,
     SendAcceptedV1,
     SendAccepted,
     SendFailed,

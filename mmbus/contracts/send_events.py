@@ -96,6 +96,29 @@ class SendFailedData(SendRef):
     )
 
 
+AttemptFailure = Literal["retryable_error", "stopped_before_call"]
+
+
+class SendAttemptFailedData(SendRef):
+    attempt: JsonInt = Field(ge=1)
+    decision: Decision
+    reason: AttemptFailure = Field(
+        description=(
+            "retryable_error: the API answered with an error worth retrying (it has no "
+            "message); stopped_before_call: the sender stopped (partition revoked, "
+            "shutdown) after recording the attempt and before calling."
+        )
+    )
+    error: ApiError | None = Field(
+        default=None, description="The API's answer, for retryable_error."
+    )
+    retry_in_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="The back-off before the next attempt, when this sender goes on.",
+    )
+
+
 class SendSuppressedData(SendRef):
     rule: SuppressionRule
     detail: str
@@ -156,6 +179,19 @@ class SendAttempted(_SendEvent):
     type: Literal["send.attempted"] = "send.attempted"
     version: Literal[1] = 1
     data: SendAttemptedData
+
+
+class SendAttemptFailed(_SendEvent):
+    """Not terminal: the attempt ended and the API does not have the message from it.
+
+    It closes its ``send.attempted``, so a partition's next owner resends the
+    command (the next attempt number) instead of reporting an open attempt as
+    ``send.indeterminate``; auditors see what each failed attempt was answered.
+    """
+
+    type: Literal["send.attempt_failed"] = "send.attempt_failed"
+    version: Literal[1] = 1
+    data: SendAttemptFailedData
 
 
 class SendAcceptedV1(_SendEvent):

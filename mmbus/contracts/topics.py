@@ -49,6 +49,7 @@ _KEYS: dict[Stream, tuple[str, tuple[str, ...]]] = {
         "business phone number id",
         (
             "send.attempted",
+            "send.attempt_failed",
             "send.accepted",
             "send.failed",
             "send.suppressed",

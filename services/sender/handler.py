@@ -21,7 +21,6 @@ from mmbus.contracts.codec import DecodeFailure, decode
 from mmbus.contracts.commands import SendTemplate
 from mmbus.contracts.send_events import ApiError, Decision
 from mmbus.contracts.topics import Stream, topic_name
-from mmbus.dead_letters import dead_letter
 from services.common.logging import get_logger
 from services.sender import fast_events, results, spans
 from services.sender.knowledge import Knowledge
@@ -41,6 +40,8 @@ from services.sender.ports import Api, Clock, CommandRecord, Pacer, Results
 from services.sender.routing import Hold, LookUp, Reject, RoutingPolicy, Send, Suppress, route
 from services.sender.settings import SenderSettings
 from services.sender.spans import span
+from services.sender.stopping import Stops
+from services.sender.unreadable import reject_unreadable
 
 log = get_logger("mmbus.sender")
 DECISION_ROUNDS = 4  # look-ups and holds before a decision; each settles one unknown
@@ -74,6 +75,8 @@ class CommandHandler:
         # chaos run saw ~1,400 per killed sender, 2,000 in flight for 64 connections).
         self.calls = asyncio.Semaphore(settings.sender_http_connections)
         self.dead_letter_topic = topic_name(Stream.DEAD_LETTERS, settings.topic_prefix)
+        # Stopping a command (revocation, shutdown) never cuts an API call short.
+        self.stops = Stops()
 
     async def handle(self, record: CommandRecord, order: int) -> None:
         """Take one command record to its terminal event; ``order`` is its place in intake."""
@@ -86,7 +89,17 @@ class CommandHandler:
                     "unknown_type", f"{message.type} is not a command", message_type=message.type
                 )
             )
-            await self._reject_unreadable(record, failure)
+            p = self.ports
+            await reject_unreadable(
+                record,
+                failure,
+                ledger=p.ledger,
+                out=p.out,
+                clock=p.clock,
+                metrics=p.metrics,
+                consumer=self.settings.sender_group_id,
+                dead_letter_topic=self.dead_letter_topic,
+            )
             return
         if not spans.command_traced():
             await self._handle(record, message, order)
@@ -102,7 +115,7 @@ class CommandHandler:
             self.ports.metrics.duplicates.inc()
             log.info("duplicate command skipped", command_id=data.command_id, offset=record.offset)
             return
-        if entry.attempts and self.settings.sender_indeterminate_policy == "do_not_resend":
+        if entry.open_attempt and self.settings.sender_indeterminate_policy == "do_not_resend":
             event = results.open_attempt_found(message, entry.attempts, self.ports.clock.now())
             await self.ports.out.about(event, record)
             return
@@ -202,11 +215,18 @@ class CommandHandler:
             async with self.calls:
                 with span("send.attempt", attributes={"mmbus.attempt": attempt}):
                     tried = fast_events.attempted(command, attempt, plan.decision, p.clock.now())
-                    await p.out.about(tried, record)  # durable before the call
-                    waited = await p.pacer.admit(data.phone_number_id, order)
+                    try:
+                        await p.out.about(tried, record)  # durable before the call
+                        waited = await p.pacer.admit(data.phone_number_id, order)
+                    except asyncio.CancelledError:
+                        # Stopped before calling: say so, or the partition's next owner
+                        # finds the attempt open and reports a send that never left.
+                        closed = results.attempt_failed(command, tried, p.clock.now())
+                        await p.out.about(closed, record)
+                        raise
                     p.metrics.limiter_wait.observe(waited)
                     requested_at = p.clock.now()
-                    with spans.http_call(data, plan) as call:
+                    with spans.http_call(data, plan) as call, self.stops.calling():
                         result, seconds = await p.api.send(
                             data.provider, data.phone_number_id, plan.endpoint, plan.body
                         )
@@ -237,24 +257,29 @@ class CommandHandler:
                 return
             last_error = result.error
             p.metrics.failed_with(plan.endpoint, "retried", result.error)
-            await self._wait_to_retry(result, data.phone_number_id, attempt - earlier)
+            last = attempt == earlier + settings.sender_max_attempts
+            wait = None if last else self._retry_wait(result, attempt - earlier)
+            ended = results.attempt_failed(
+                command, tried, p.clock.now(), error=result.error, retry_in_s=wait
+            )
+            await p.out.about(ended, record)
+            self.stops.check()  # asked to stop during the call: the next owner goes on
+            if result.throttled:
+                p.pacer.throttled(data.phone_number_id)
+            if wait is not None:
+                await p.clock.sleep(wait)
         p.metrics.failed_with(plan.endpoint, "failed", last_error)
         await self._fail(record, command, plan.decision, last_error, attempt, retryable=True)
 
-    async def _wait_to_retry(self, result: Retry, number: str, tries: int) -> None:
-        settings, p = self.settings, self.ports
-        if result.throttled:
-            p.pacer.throttled(number)
+    def _retry_wait(self, result: Retry, tries: int) -> float:
+        settings = self.settings
         if result.pair_limited:
-            await p.clock.sleep(pair_wait_s(tries, settings.sender_pair_window_s))
-            return
-        await p.clock.sleep(
-            backoff_s(
-                tries,
-                base_s=settings.sender_backoff_base_s,
-                cap_s=settings.sender_backoff_cap_s,
-                rng=p.rng,
-            )
+            return pair_wait_s(tries, settings.sender_pair_window_s)
+        return backoff_s(
+            tries,
+            base_s=settings.sender_backoff_base_s,
+            cap_s=settings.sender_backoff_cap_s,
+            rng=self.ports.rng,
         )
 
     async def _fail(
@@ -271,33 +296,4 @@ class CommandHandler:
             command, decision, error, attempt, self.ports.clock.now(), retryable=retryable
         )
         spans.outcome("send.failed", reason=str(error.code) if error.code is not None else None)
-        await self.ports.out.about(event, record)
-
-    async def _reject_unreadable(self, record: CommandRecord, failure: DecodeFailure) -> None:
-        """Dead-letter the record and reject it, once: a second reading finds the rejection."""
-        rejection = results.rejection_id(record.topic, record.partition, record.offset)
-        if self.ports.ledger.rejected(rejection):
-            self.ports.metrics.duplicates.inc()
-            return
-        command_id, number = results.salvage(record.value)
-        now = self.ports.clock.now()
-        dead = dead_letter(
-            record,
-            failure,
-            consumer=self.settings.sender_group_id,
-            source=results.SOURCE,
-            time=now,
-            correlation_id=command_id,
-        )
-        await self.ports.out.dead_letter(dead)
-        self.ports.metrics.count(None, "dead_lettered", failure.reason)
-        log.warning(
-            "invalid command dead-lettered",
-            reason=failure.reason,
-            detail=failure.detail,
-            offset=record.offset,
-        )
-        event = results.unreadable_rejected(
-            dead, failure, command_id, number, self.dead_letter_topic, now
-        )
         await self.ports.out.about(event, record)

@@ -3,7 +3,9 @@
 Folded from the co-partitioned send-event partitions when a partition is
 assigned (:mod:`services.sender.ledger_rebuild`) and kept current as the sender
 writes. It is what makes a redelivered command safe: one with a result is
-skipped, one with an attempt and no result is reported, never resent blindly.
+skipped, one with an open attempt (no result, not closed by
+``send.attempt_failed``) is reported, never resent blindly; one whose attempts
+all ended without a message is resumed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from mmbus.contracts.envelope import Message
 from mmbus.contracts.send_events import (
     SendAccepted,
     SendAttempted,
+    SendAttemptFailed,
     SendFailed,
     SendIndeterminate,
     SendRejected,
@@ -29,8 +32,15 @@ class LedgerEntry:
     """What the send-event log says about one command id."""
 
     attempts: int = 0
+    # The highest attempt known to have ended without the API having the message.
+    closed: int = 0
     terminal: bool = False
     in_flight: bool = False
+
+    @property
+    def open_attempt(self) -> bool:
+        """An attempt may have reached the API and its outcome is not in the log."""
+        return self.attempts > self.closed
 
 
 @dataclass
@@ -55,5 +65,10 @@ class Ledger:
         if isinstance(event, SendAttempted):
             entry = self.get(event.data.command_id)
             entry.attempts = max(entry.attempts, event.data.attempt)
+        elif isinstance(event, SendAttemptFailed):
+            # Written after its send.attempted; max() keeps either order right.
+            entry = self.get(event.data.command_id)
+            entry.attempts = max(entry.attempts, event.data.attempt)
+            entry.closed = max(entry.closed, event.data.attempt)
         elif isinstance(event, TERMINAL) and event.data.command_id:
             self.get(event.data.command_id).terminal = True

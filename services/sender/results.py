@@ -11,9 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
-
-from mmbus.contracts.codec import DecodeFailure
 from mmbus.contracts.commands import SendTemplate, SendTemplateData
 from mmbus.contracts.envelope import Message, derive_id, new_id
 from mmbus.contracts.send_events import (
@@ -21,6 +18,7 @@ from mmbus.contracts.send_events import (
     Decision,
     SendAccepted,
     SendAttempted,
+    SendAttemptFailed,
     SendFailed,
     SendIndeterminate,
     SendRejected,
@@ -28,7 +26,6 @@ from mmbus.contracts.send_events import (
 )
 from mmbus.contracts.webhook_events import (
     AccountOnboardingObserved,
-    DeadLetterRecorded,
     TemplateCategoryObserved,
 )
 from services.sender.outcomes import Delivered, Unknown
@@ -156,6 +153,36 @@ def open_attempt_found(command: SendTemplate, attempts: int, now: datetime) -> S
     )
 
 
+def attempt_failed(
+    command: SendTemplate,
+    attempt: SendAttempted,
+    now: datetime,
+    *,
+    error: ApiError | None = None,
+    retry_in_s: float | None = None,
+) -> SendAttemptFailed:
+    """The attempt ended without a message: answered with ``error``, else never called."""
+    data = command.data
+    return _about(
+        SendAttemptFailed,
+        data.command_id,
+        now,
+        cause=attempt.id,
+        event_id=derive_id(
+            "send.attempt_failed",
+            {"command_id": data.command_id, "attempt": attempt.data.attempt},
+        ),
+        data={
+            **reference(data),
+            "attempt": attempt.data.attempt,
+            "decision": attempt.data.decision,
+            "reason": "retryable_error" if error is not None else "stopped_before_call",
+            "error": error,
+            "retry_in_s": retry_in_s,
+        },
+    )
+
+
 def failed(
     command: SendTemplate,
     decision: Decision,
@@ -214,40 +241,6 @@ def rejected(command: SendTemplate, outcome: Reject, now: datetime) -> SendRejec
     )
 
 
-def rejection_id(topic: str, partition: int, offset: int) -> str:
-    """The id of the rejection of the record at these coordinates: the same every time."""
-    return derive_id("send.rejected", {"topic": topic, "partition": partition, "offset": offset})
-
-
-def unreadable_rejected(
-    dead: DeadLetterRecorded,
-    failure: DecodeFailure,
-    command_id: str | None,
-    number: str | None,
-    dead_letter_topic: str,
-    now: datetime,
-) -> SendRejected:
-    """The rejection of a record that is no command; its id follows the record's coordinates,
-    so reading the same record again (another group, a restart) rejects it once."""
-    return SendRejected.model_validate(
-        {
-            "id": rejection_id(dead.data.source_topic, dead.data.partition, dead.data.offset),
-            "time": now,
-            "source": SOURCE,
-            "subject": command_id or dead.subject,
-            "correlation_id": command_id,
-            "causation_id": dead.id,
-            "data": {
-                "command_id": command_id,
-                "phone_number_id": number,
-                "reason": failure.reason,
-                "errors": failure.errors or (failure.detail,),
-                "dead_letter_topic": dead_letter_topic,
-            },
-        }
-    )
-
-
 def onboarding_observed(
     command: SendTemplate, answer: dict[str, Any], now: datetime
 ) -> AccountOnboardingObserved:
@@ -295,14 +288,3 @@ def category_observed(
             },
         }
     )
-
-
-def salvage(value: bytes | None) -> tuple[str | None, str | None]:
-    """Best effort: the command id and number of an unreadable command, for the rejection."""
-    try:
-        raw = orjson.loads(value or b"")
-        data = raw.get("data", {}) if isinstance(raw, dict) else {}
-        cid, number = data.get("command_id"), data.get("phone_number_id")
-        return (cid if isinstance(cid, str) else None, number if isinstance(number, str) else None)
-    except (orjson.JSONDecodeError, AttributeError):
-        return None, None

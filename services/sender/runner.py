@@ -275,17 +275,18 @@ class Sender:
             self.checkpoints.pop(tp.partition, None)
 
     async def drain(self, tps: list[TopicPartition], timeout_s: float | None = None) -> None:
-        """Let in-flight commands of these partitions finish; cancel what is still running.
+        """Let in-flight commands of these partitions finish; then stop the rest.
 
         A command still retrying after the partition moved on must not call the API
-        again: its next owner rebuilds the ledger and reports any open attempt as
-        send.indeterminate, so only one of the two may decide.
+        again: its next owner rebuilds the ledger and decides, so only one of the two
+        may. Stopping leaves no attempt open that need not be (services.sender.stopping).
         """
         pending = [t for tp in tps for t in self.tasks.get(tp, set())]
         limit = self.settings.sender_drain_timeout_s if timeout_s is None else timeout_s
-        cancelled = await drain_tasks(pending, limit_s=limit)
+        stops = self._handler.stops if self._handler is not None else None
+        cancelled = await drain_tasks(pending, limit_s=limit, stops=stops)
         if cancelled:
-            log.warning("cancelled commands of revoked partitions", count=cancelled)
+            log.warning("stopped commands of revoked partitions", count=cancelled)
 
     async def _flush(self) -> None:
         """Every event already handed to the producer is durable before a partition moves on.

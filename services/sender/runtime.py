@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
+from services.sender.stopping import Stops
+
 # Allocations of container objects between two young-generation collections (CPython's
 # default is 700). With hundreds of commands in flight, most of what a command allocates
 # lives across a few awaits: at 700 it was traversed by one or two collections before it
@@ -51,14 +53,27 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.sender.on_assigned(assigned)
 
 
-async def drain_tasks(pending: list[asyncio.Task[None]], *, limit_s: float) -> int:
-    """Wait up to ``limit_s`` for the tasks; cancel the rest; how many were cancelled."""
+async def drain_tasks(
+    pending: list[asyncio.Task[None]], *, limit_s: float, stops: Stops | None = None
+) -> int:
+    """Wait up to ``limit_s`` for the tasks, then stop the rest; how many were stopped.
+
+    With ``stops``, a task in an API call finishes the call and writes its answer
+    first (:mod:`services.sender.stopping`); the wait for those is bounded by the
+    HTTP client's timeouts, which the settings keep inside the rebalance timeout.
+    """
     if not pending:
         return 0
     _, still_running = await asyncio.wait(pending, timeout=limit_s)
     for task in still_running:
-        task.cancel()
+        if stops is None:
+            task.cancel()
+        else:
+            stops.stop(task)
     await asyncio.gather(*still_running, return_exceptions=True)
+    if stops is not None:
+        for task in still_running:
+            stops.forget(task)
     return len(still_running)
 
 

@@ -91,7 +91,8 @@ class SenderSettings(CommonSettings):
         gt=0,
         description=(
             "On revocation or shutdown, how long commands in progress may finish; "
-            "the rest are cancelled and the next owner reports any open attempt."
+            "then a command in an API call finishes the call and writes its answer, "
+            "the rest stop, and the partition's next owner takes them over."
         ),
     )
     sender_rebalance_timeout_s: float = Field(
@@ -99,8 +100,8 @@ class SenderSettings(CommonSettings):
         gt=0,
         description=(
             "How long the group waits for a sender to rejoin (its drain included). "
-            "Must exceed the drain: a sender evicted mid-drain would work on "
-            "beside the partition's next owner."
+            "Must exceed the drain plus one API call (connect and read timeouts): a "
+            "sender evicted mid-drain would work on beside the partition's next owner."
         ),
     )
     sender_http_port: int = Field(
@@ -110,11 +111,17 @@ class SenderSettings(CommonSettings):
 
     @model_validator(mode="after")
     def _drain_fits_the_rebalance(self) -> SenderSettings:
-        if self.sender_drain_timeout_s + 5 > self.sender_rebalance_timeout_s:
+        # A command in its API call when the drain runs out finishes the call first
+        # (services/sender/stopping.py): connect and read timeouts add to the drain.
+        longest = (
+            self.sender_drain_timeout_s + self.sender_connect_timeout_s + self.sender_read_timeout_s
+        )
+        if longest + 5 > self.sender_rebalance_timeout_s:
             raise ValueError(
-                "MMBUS_SENDER_DRAIN_TIMEOUT_S must be at least 5 s below "
-                "MMBUS_SENDER_REBALANCE_TIMEOUT_S, or the group evicts a sender while it "
-                f"drains (drain {self.sender_drain_timeout_s} s, "
-                f"rebalance {self.sender_rebalance_timeout_s} s)"
+                "MMBUS_SENDER_REBALANCE_TIMEOUT_S must exceed MMBUS_SENDER_DRAIN_TIMEOUT_S + "
+                "MMBUS_SENDER_CONNECT_TIMEOUT_S + MMBUS_SENDER_READ_TIMEOUT_S by 5 s, or the "
+                "group evicts a sender while it drains (now "
+                f"{self.sender_drain_timeout_s} + {self.sender_connect_timeout_s} + "
+                f"{self.sender_read_timeout_s} s against {self.sender_rebalance_timeout_s} s)"
             )
         return self

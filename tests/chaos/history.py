@@ -146,6 +146,9 @@ def _check_api(
     f.figures["API calls"] = len(o.sim_calls)
     f.figures["API calls by outcome"] = dict(outcomes)
     f.figures["API faults injected"] = dict(Counter(k for c in o.sim_calls if (k := _fault(c))))
+    f.figures["attempts closed by send.attempt_failed"] = dict(
+        Counter(e.data.reason for e in o.send_events if e.type == "send.attempt_failed")
+    )
     return {m["wamid"]: m for m in o.sim_messages}
 
 

@@ -6,6 +6,7 @@ in order, plus the calls it made and the waits it asked the clock for.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from mmbus.contracts.envelope import Message
 from mmbus.contracts.send_events import ApiError
 from mmbus.folds import TemplateState
 from mmbus.publisher import send_template
+from services.sender import results
 from services.sender.handler import CommandHandler, Ports
 from services.sender.knowledge import Knowledge
 from services.sender.lanes import Lanes
@@ -72,9 +74,15 @@ class FakeApi:
     template_answer: dict[str, Any] | None = None
     sends: list[str] = field(default_factory=list)
     lookups: list[str] = field(default_factory=list)
+    # Set: each call waits for it to be set (a call in progress); calling says one is.
+    hold: asyncio.Event | None = None
+    calling: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def send(self, provider: Any, number: str, endpoint: Any, body: Any) -> Any:
         self.sends.append(endpoint)
+        self.calling.set()
+        if self.hold is not None:
+            await self.hold.wait()
         return self.answers.pop(0), 0.001
 
     async def waba_onboarding(self, waba_id: str) -> dict[str, Any]:
@@ -91,11 +99,17 @@ class FakeApi:
 @dataclass
 class FakePacer:
     calls: list[str] = field(default_factory=list)
+    # Set: admit waits for it (a throttled number); admitting says a command is there.
+    hold: asyncio.Event | None = None
+    admitting: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def acquire(self, number: str, priority: int = 0) -> float:
         return 0.0
 
     async def admit(self, number: str, priority: int = 0) -> float:
+        self.admitting.set()
+        if self.hold is not None:
+            await self.hold.wait()
         return 0.0
 
     def throttled(self, number: str) -> None:
@@ -109,6 +123,9 @@ class FakePacer:
 class FakeClock:
     at: datetime = NOW
     slept: list[float] = field(default_factory=list)
+    # Set: sleeps wait for it (a back-off in progress); sleeping says one is.
+    hold: asyncio.Event | None = None
+    sleeping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def now(self) -> datetime:
         return self.at
@@ -118,6 +135,9 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         self.slept.append(round(seconds, 3))
+        self.sleeping.set()
+        if self.hold is not None:
+            await self.hold.wait()
         self.at += timedelta(seconds=seconds)
 
 
@@ -172,18 +192,19 @@ THROTTLED = Retry(ApiError(code=130429, http_status=400, message="rate"), thrott
 PAIR = Retry(ApiError(code=131056, http_status=400, message="pair"), pair_limited=True)
 TERMINAL = Fail(ApiError(code=131026, http_status=400, message="undeliverable"))
 AMBIGUOUS = Unknown(detail="read timeout after the request was sent")
+RETRIED = ("send.attempted", "send.attempt_failed")
 
 
 @pytest.mark.parametrize(
     ("answers", "expected", "sends"),
     [
         ([OK], ["send.attempted", "send.accepted"], 1),
-        ([ERR_5XX, OK], ["send.attempted", "send.attempted", "send.accepted"], 2),
-        ([THROTTLED, OK], ["send.attempted", "send.attempted", "send.accepted"], 2),
-        ([PAIR, OK], ["send.attempted", "send.attempted", "send.accepted"], 2),
+        ([ERR_5XX, OK], [*RETRIED, "send.attempted", "send.accepted"], 2),
+        ([THROTTLED, OK], [*RETRIED, "send.attempted", "send.accepted"], 2),
+        ([PAIR, OK], [*RETRIED, "send.attempted", "send.accepted"], 2),
         ([TERMINAL], ["send.attempted", "send.failed"], 1),
         ([AMBIGUOUS], ["send.attempted", "send.indeterminate"], 1),
-        ([ERR_5XX, ERR_5XX, ERR_5XX], ["send.attempted"] * 3 + ["send.failed"], 3),
+        ([ERR_5XX, ERR_5XX, ERR_5XX], [*RETRIED, *RETRIED, *RETRIED, "send.failed"], 3),
     ],
     ids=["accepted", "retried", "throttled", "pair-limited", "failed", "ambiguous", "exhausted"],
 )
@@ -200,6 +221,81 @@ async def test_each_api_answer_leads_to_its_events(
     assert last.data.command_id == MARKETING.data.command_id
     if last.type == "send.failed":
         assert last.data.retryable == (answers[-1] is not TERMINAL)
+    ended = [e for e in w.results.written if e.type == "send.attempt_failed"]
+    for event, answer in zip(ended, answers, strict=False):
+        assert isinstance(answer, Retry)
+        assert event.data.reason == "retryable_error"
+        assert event.data.error == answer.error, "the log says what each attempt was answered"
+    if ended:
+        waited = None if last.type == "send.failed" else pytest.approx(w.clock.slept[-1], abs=1e-3)
+        assert ended[-1].data.retry_in_s == waited
+
+
+async def test_a_command_whose_attempts_all_ended_without_a_message_is_resumed() -> None:
+    w = world([OK])
+    w.ledger.apply(ev.attempted(1))  # the previous owner got a 5xx, then lost the partition
+    w.ledger.apply(results.attempt_failed(MARKETING, ev.attempted(1), NOW, error=ERR_5XX.error))
+    await w.handler.handle(record_of(MARKETING), 0)
+    assert w.types() == ["send.attempted", "send.accepted"]
+    assert w.results.written[0].data.attempt == 2
+    assert w.api.sends == ["marketing_messages"]
+
+
+async def test_a_command_stopped_in_its_call_writes_the_answer_and_makes_no_other_call() -> None:
+    w = world([ERR_5XX, OK])
+    w.api.hold = asyncio.Event()
+    task = asyncio.create_task(w.handler.handle(record_of(MARKETING), 0))
+    await w.api.calling.wait()
+    w.handler.stops.stop(task)  # the drain ran out: the partition moves on
+    assert not task.done()
+    w.api.hold.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert w.types() == list(RETRIED), "the answer is in the log, and nothing after it"
+    assert w.api.sends == ["marketing_messages"]
+    assert not w.ledger.get(MARKETING.data.command_id).open_attempt
+
+
+async def test_a_command_stopped_in_its_call_that_succeeds_writes_its_result() -> None:
+    w = world([OK])
+    w.api.hold = asyncio.Event()
+    task = asyncio.create_task(w.handler.handle(record_of(MARKETING), 0))
+    await w.api.calling.wait()
+    w.handler.stops.stop(task)
+    w.api.hold.set()
+    await task
+    assert w.types() == ["send.attempted", "send.accepted"]
+
+
+async def test_a_command_stopped_before_its_call_closes_its_attempt_and_is_resumed() -> None:
+    w = world([OK])
+    w.pacer.hold = asyncio.Event()
+    task = asyncio.create_task(w.handler.handle(record_of(MARKETING), 0))
+    await w.pacer.admitting.wait()  # attempt recorded, waiting for the number's rate
+    w.handler.stops.stop(task)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert w.types() == list(RETRIED)
+    assert w.results.written[1].data.reason == "stopped_before_call"
+    assert w.results.written[1].data.error is None
+    assert w.api.sends == []
+    w.pacer.hold.set()
+    await w.handler.handle(record_of(MARKETING), 1)  # the partition's next reading
+    assert w.types() == [*RETRIED, "send.attempted", "send.accepted"]
+    assert w.api.sends == ["marketing_messages"]
+
+
+async def test_a_command_stopped_in_its_back_off_leaves_no_open_attempt() -> None:
+    w = world([ERR_5XX, OK])
+    w.clock.hold = asyncio.Event()
+    task = asyncio.create_task(w.handler.handle(record_of(MARKETING), 0))
+    await w.clock.sleeping.wait()
+    w.handler.stops.stop(task)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert w.types() == list(RETRIED)
+    assert not w.ledger.get(MARKETING.data.command_id).open_attempt
+    assert w.api.sends == ["marketing_messages"]
 
 
 async def test_waits_follow_the_kind_of_retry() -> None:

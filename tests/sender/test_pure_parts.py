@@ -249,6 +249,37 @@ async def test_drain_cancels_commands_that_outlive_the_partition() -> None:
     assert stuck.cancelled(), "it must not call the API after its partition moved on"
 
 
+async def test_drain_lets_a_command_in_its_api_call_finish_the_call_then_stops_it() -> None:
+    from services.sender.runtime import drain_tasks
+    from services.sender.stopping import Stops
+    from tests.waiting import eventually
+
+    stops, in_call, answered = Stops(), asyncio.Event(), asyncio.Event()
+    steps: list[str] = []
+
+    async def calling() -> None:
+        with stops.calling():
+            in_call.set()
+            await answered.wait()
+        steps.append("answer written")
+        stops.check()
+        steps.append("called again")
+
+    async def backing_off() -> None:
+        await asyncio.Event().wait()
+
+    call, backoff = asyncio.create_task(calling()), asyncio.create_task(backing_off())
+    await in_call.wait()
+    drained = asyncio.create_task(drain_tasks([call, backoff], limit_s=0.01, stops=stops))
+    await eventually(backoff.done, within_s=5, what="the back-off cancelled at once")
+    assert not call.done(), "a call in progress is not cut short"
+    answered.set()
+    assert await drained == 2
+    assert steps == ["answer written"]
+    assert call.cancelled()
+    assert backoff.cancelled()
+
+
 # ------------------------------------------------------------ ledger checkpoint
 def test_checkpoint_before_anything_started_is_the_position_once_past_the_old_commands() -> None:
     cp = LedgerCheckpoint(earlier_results_from=20, scanned_to=100, commands_end=50)

@@ -23,6 +23,7 @@ from mmbus.contracts.envelope import Message
 from mmbus.contracts.topics import Stream
 from services.common.ports import free_port
 from services.common.settings import CommonSettings
+from services.sender.ledger import TERMINAL_TYPES
 from services.simulator.world import PhoneNumber, Portfolio, Template, Waba, World
 from tests.sender.support import (
     calls_per_number,
@@ -363,8 +364,11 @@ async def test_rebalance_mid_retry_sends_nothing_twice(
     terminals = terminal_by_command(events)
     assert set(terminals) == ids, "no command lost"
     assert set(terminals.values()) == {1}, "exactly one result per command"
-    outcomes = {e.data.command_id: e.type for e in events if e.type != "send.attempted"}
-    assert set(outcomes.values()) <= {"send.accepted", "send.indeterminate"}
+    outcomes = {e.data.command_id: e.type for e in events if e.type in TERMINAL_TYPES}
+    # The faults here are all answers (no reset, no timeout): a command stopped by a
+    # rebalance or the shutdown either finished its call or had closed its attempt
+    # (send.attempt_failed), so the next owner resumed it; none is left unknown.
+    assert set(outcomes.values()) == {"send.accepted"}
     sends = simulator_sends(sim)
     assert set(sends.values()) == {1}, "no message reached the API twice"
     accepted = {cid for cid, t in outcomes.items() if t == "send.accepted"}
@@ -373,6 +377,14 @@ async def test_rebalance_mid_retry_sends_nothing_twice(
         e.data.command_id for e in events if e.type == "send.attempted" and e.data.attempt > 1
     }
     assert retried, "the faults really made commands retry across the rebalances"
+    closed = {
+        (e.data.command_id, e.data.attempt) for e in events if e.type == "send.attempt_failed"
+    }
+    opened = {(e.data.command_id, e.data.attempt) for e in events if e.type == "send.attempted"}
+    last_attempt = dict(sorted(opened, key=lambda a: a[1]))
+    assert opened - closed == set(last_attempt.items()), (
+        "every attempt but each command's last one was closed with send.attempt_failed"
+    )
     rebuilt = _ledger_rebuilds(tmp_path)
     assert len(rebuilt[0]) >= 2, "the first sender's partitions changed mid-run"
     assert rebuilt[1], "the second sender took partitions mid-run"
