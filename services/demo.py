@@ -30,6 +30,7 @@ from services.common.settings import CommonSettings
 DEMO_SECRET = "demo-app-secret"  # noqa: S105 - the simulator's own demo secret
 DEMO_TOKEN = "sim-token"  # noqa: S105 - the demo world's token
 DEMO_CSV = Path(__file__).resolve().parents[1] / "demo" / "campaign.csv"
+CHILD = (sys.executable, "-m", "services.common.child")
 TERMINAL = ("accepted", "failed", "suppressed", "rejected", "indeterminate")
 
 
@@ -52,7 +53,8 @@ class Part:
         # Appended: a restarted part's log follows the log of the one that died.
         with self.log.open("ab") as handle:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", *self.args],
+                # Dies with us even if we are killed with SIGKILL (services/common/child.py).
+                [*CHILD, str(os.getpid()), "services.cli", *self.args],
                 env=self.env,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
