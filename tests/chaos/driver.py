@@ -32,12 +32,13 @@ from tests.chaos.campaign import PAIR_LIMIT_S, SENDER_RATE_PER_S, Campaign, worl
 from tests.chaos.schedule import KillBroker, Schedule, Step
 from tests.waiting import eventually
 
+SENDER_READ_TIMEOUT_S = 10.0
 SENDER_TUNING = {
     "MMBUS_SENDER_RATE_PER_S": str(SENDER_RATE_PER_S),
     "MMBUS_SENDER_PAIR_WINDOW_S": str(PAIR_LIMIT_S + 0.2),
     # Shorter than the simulator's hang after accepting (those sends are ambiguous), and
     # long enough that a simulator queueing calls on two busy cores is not taken for one.
-    "MMBUS_SENDER_READ_TIMEOUT_S": "10",
+    "MMBUS_SENDER_READ_TIMEOUT_S": str(SENDER_READ_TIMEOUT_S),
     "MMBUS_SENDER_HTTP_CONNECTIONS": "64",
     "MMBUS_SENDER_MAX_ATTEMPTS": "30",
     "MMBUS_SENDER_BACKOFF_BASE_S": "0.05",

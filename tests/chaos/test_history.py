@@ -69,6 +69,18 @@ def consistent() -> Observed:
     )
 
 
+def test_a_read_timeout_is_explained_by_an_api_too_slow_to_handle_the_request() -> None:
+    late = _with(sim_calls=[call(1), call(3, at=ev.at(3).timestamp() - 2)])
+    never = _with(
+        sim_calls=[call(1)],
+        sim_messages=[sim_message(1)],
+        projected=[*consistent().projected[:2], projected(3, "indeterminate", None)],
+    )
+    for observed in (late, never):
+        findings = check(observed)
+        assert findings.ok, findings.summary()
+
+
 def test_a_consistent_history_passes() -> None:
     findings = check(consistent())
     assert findings.ok, findings.summary()
@@ -99,6 +111,10 @@ def delivered(sha: str) -> dict[str, Any]:
         (_with(sim_messages=[sim_message(1), sim_message(1), sim_message(3)]), "doubled"),
         (_with(sim_calls=[call(1), call(3)]), "unexplained_indeterminate"),
         (
+            _with(sim_calls=[call(1), call(3, at=ev.at(3).timestamp() - 9)]),
+            "unexplained_indeterminate",
+        ),
+        (
             _with(send_events=[ev.accepted(1), ev.accepted(2), ev.indeterminate(3)]),
             "misclassified",
         ),
@@ -115,6 +131,7 @@ def delivered(sha: str) -> dict[str, Any]:
         "two terminal events",
         "accepted twice by the API",
         "indeterminate without a cause",
+        "read timeout on a request the API handled at once",
         "accepted by the API, reported otherwise",
         "webhook answered 200 but not stored",
         "projection ahead of the API",
