@@ -161,13 +161,16 @@ def recipient_keys(event: Message) -> tuple[str, ...]:
     business-scoped user id (BSUID) when the webhook carried one. A user known only by
     BSUID is keyed by it; one known by both is kept under both, so a send addressed to
     the phone number and a lookup by BSUID find the same stop."""
-    if isinstance(event, UserMarketingPreferenceChanged):
-        ids: tuple[str | None, ...] = (event.data.user_id, event.data.user_bsuid)
-    elif isinstance(event, MessageStatus):
-        ids = (event.data.recipient_id, event.data.recipient_user_id)
+    if isinstance(event, MessageStatus):  # the usual case first: every status asks
+        first, second = event.data.recipient_id, event.data.recipient_user_id
+    elif isinstance(event, UserMarketingPreferenceChanged):
+        first, second = event.data.user_id, event.data.user_bsuid
     else:
         return ()
-    return tuple(dict.fromkeys(i for i in ids if i))
+    # Spelt out, not dict.fromkeys over a generator: once per status, on a replay's hot path.
+    if not second or second == first:
+        return (first,) if first else ()
+    return (first, second) if first else (second,)
 
 
 def template_key(waba_id: str, name: str) -> str:

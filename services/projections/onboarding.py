@@ -84,9 +84,13 @@ def evolve_portfolio(state: PortfolioState | None, event: Message) -> PortfolioS
     )
 
 
+# A tuple, not a union: isinstance is several times faster with it, once per event.
+_NUMBERED = (SendAttempted, SendAccepted, MessageStatus)
+
+
 def number_of(event: Message) -> tuple[str, str] | None:
     """(phone number id, WABA id) when the event ties a number to its WABA."""
-    if isinstance(event, SendAttempted | SendAccepted | MessageStatus):
+    if isinstance(event, _NUMBERED):
         return event.data.phone_number_id, event.data.waba_id
     return None
 

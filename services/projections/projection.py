@@ -16,7 +16,6 @@ of a store written once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from typing import Any
 
 from mmbus.contracts.envelope import Message
@@ -143,10 +142,10 @@ class Projection:
         for handler in handlers:
             handler(event)
 
-    def _fold(self, kind: str, key: str, fold: Any, event: Message) -> None:
+    def _fold(self, kind: str, key: str, fold: Any, event: Message, *more: Any) -> None:
         table = self.entities[kind]
         before = table.get(key)
-        after = fold(before, event)
+        after = fold(before, event, *more)
         if after is not None and after is not before and after != before:
             table[key] = after
             if self.incremental:
@@ -167,7 +166,7 @@ class Projection:
 
     def _recipient(self, event: Message) -> None:
         for user in recipient_keys(event):
-            self._fold("recipient", user, partial(evolve_recipient, key=user), event)
+            self._fold("recipient", user, evolve_recipient, event, user)  # no partial per event
 
     def _template(self, event: Message) -> None:
         # The model's fields, not getattr: a missing attribute costs pydantic an exception.

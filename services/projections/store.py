@@ -16,47 +16,22 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from services.projections import bulk
 from services.projections.rows import Row, digest_lines
 from services.projections.settings import parse_store_url, safe_url
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS mmbus_rows (
-        kind TEXT NOT NULL,
-        key TEXT NOT NULL,
-        ref TEXT,
-        grp TEXT,
-        ts TEXT,
-        doc TEXT NOT NULL,
-        PRIMARY KEY (kind, key)
-    )""",
-    "CREATE INDEX IF NOT EXISTS mmbus_rows_ref ON mmbus_rows (kind, ref)",
-    "CREATE INDEX IF NOT EXISTS mmbus_rows_grp ON mmbus_rows (kind, grp, ts)",
-    "CREATE INDEX IF NOT EXISTS mmbus_rows_ts ON mmbus_rows (kind, ts)",
-    """CREATE TABLE IF NOT EXISTS mmbus_offsets (
-        projector TEXT NOT NULL,
-        topic TEXT NOT NULL,
-        part INTEGER NOT NULL,
-        next_offset BIGINT NOT NULL,
-        PRIMARY KEY (projector, topic, part)
-    )""",
-)
-
-UPSERT_ROW = (
-    "INSERT INTO mmbus_rows (kind, key, ref, grp, ts, doc) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (kind, key) DO UPDATE SET "
-    "ref = excluded.ref, grp = excluded.grp, ts = excluded.ts, doc = excluded.doc"
-)
-INSERT_ROW = "INSERT INTO mmbus_rows (kind, key, ref, grp, ts, doc) VALUES (?, ?, ?, ?, ?, ?)"
-COPY_ROWS = "COPY mmbus_rows (kind, key, ref, grp, ts, doc) FROM STDIN"
-DELETE_ROW = "DELETE FROM mmbus_rows WHERE kind = ? AND key = ?"
-UPSERT_OFFSET = (
-    "INSERT INTO mmbus_offsets (projector, topic, part, next_offset) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (projector, topic, part) DO UPDATE SET next_offset = excluded.next_offset"
+from services.projections.sql import (
+    COPY_ROWS,
+    DELETE_ROW,
+    INDEXES,
+    SCHEMA,
+    UPSERT_OFFSET,
+    UPSERT_ROW,
+    Cursor,
 )
 
 Offsets = dict[tuple[str, int], int]
@@ -64,22 +39,6 @@ Offsets = dict[tuple[str, int], int]
 
 class StoreError(Exception):
     """The store URL is wrong or the store cannot be used; the message says what to fix."""
-
-
-class _Cursor:
-    """A DB-API cursor taking ``?`` placeholders for either driver."""
-
-    def __init__(self, cur: Any, sql: Callable[[str], str]) -> None:
-        self.cur, self.sql = cur, sql
-
-    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
-        self.cur.execute(self.sql(statement), tuple(params))
-        return self.cur
-
-    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
-        rows = list(rows)
-        if rows:
-            self.cur.executemany(self.sql(statement), rows)
 
 
 class Store:
@@ -144,7 +103,7 @@ class Store:
         return statement.replace("?", "%s") if self.kind == "postgresql" else statement
 
     @contextmanager
-    def _tx(self) -> Iterator[_Cursor]:
+    def _tx(self) -> Iterator[Cursor]:
         """One transaction on the one connection; the lock keeps threads out of each other's."""
         if self._conn is None:
             raise StoreError("the store is not open")
@@ -153,7 +112,7 @@ class Store:
                 self._conn.execute("BEGIN IMMEDIATE")
             cur = self._conn.cursor()
             try:
-                yield _Cursor(cur, self._sql)
+                yield Cursor(cur, self._sql)
             except BaseException:
                 self._finish(commit=False)
                 raise
@@ -194,28 +153,33 @@ class Store:
     def load(self, projector: str, chunks: Iterable[Sequence[Row]], offsets: Offsets) -> int:
         """A fresh store's whole state and its offsets in one transaction (a replay's).
 
-        SQLite: prepared inserts in bulk (``executemany``); PostgreSQL: ``COPY``.
-        Rows arrive in chunks so the caller never holds them all at once.
+        SQLite: prepared inserts in bulk (``executemany``, see :mod:`.bulk`);
+        PostgreSQL: ``COPY``. Rows arrive in chunks so the caller never holds them
+        all at once.
         """
+        sqlite, journal_changed = self.kind == "sqlite", False
+        if sqlite:
+            with self._lock:
+                journal_changed = bulk.prepare(self._conn)
         written = 0
-        with self._tx() as cur:
-            if self.kind == "postgresql":
-                with cur.cur.copy(COPY_ROWS) as copy:
-                    for chunk in chunks:
-                        for r in chunk:
-                            copy.write_row((r.kind, r.key, r.ref, r.grp, r.ts, r.doc.decode()))
-                        written += len(chunk)
-            else:
-                for chunk in chunks:
-                    cur.executemany(
-                        INSERT_ROW,
-                        [(r.kind, r.key, r.ref, r.grp, r.ts, r.doc.decode()) for r in chunk],
-                    )
-                    written += len(chunk)
-            cur.executemany(
-                UPSERT_OFFSET,
-                ((projector, topic, part, nxt) for (topic, part), nxt in offsets.items()),
-            )
+        try:
+            with self._tx() as cur:
+                if sqlite:
+                    written = bulk.insert(cur.cur, chunks, INDEXES)
+                else:
+                    with cur.cur.copy(COPY_ROWS) as copy:
+                        for chunk in chunks:
+                            for r in chunk:
+                                copy.write_row((r.kind, r.key, r.ref, r.grp, r.ts, r.doc.decode()))
+                            written += len(chunk)
+                cur.executemany(
+                    UPSERT_OFFSET,
+                    ((projector, topic, part, nxt) for (topic, part), nxt in offsets.items()),
+                )
+        finally:
+            if sqlite and journal_changed:
+                with self._lock:
+                    bulk.restore(self._conn)
         return written
 
     # -- reading
@@ -281,9 +245,7 @@ class Store:
             found = cur.execute(statement, kinds)
             while chunk := found.fetchmany(10_000):
                 for kind, key, doc in chunk:
-                    h.update(f"{kind}\t{key}\t".encode())
-                    h.update(doc.encode())
-                    h.update(b"\n")
+                    h.update(f"{kind}\t{key}\t{doc}\n".encode())  # one update per row
         return h.hexdigest()
 
     def get(self, kind: str, key: str) -> str | None:
