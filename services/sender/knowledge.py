@@ -8,7 +8,7 @@ the fold by the event's type. The feed that fills it from Kafka is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from mmbus.contracts.commands import SendTemplateData
@@ -78,6 +78,15 @@ class Knowledge:
 
     def template_used(self, data: SendTemplateData, now: datetime) -> None:
         """A send went out: the template is no longer dormant (the 7-day sync rule)."""
-        key = template_key(data.waba_id, data.template.name)
-        current = self.templates.get(key) or TemplateState(data.waba_id, data.template.name)
-        self.templates[key] = replace(current, last_used_at=now)
+        template = data.template
+        key = template_key(data.waba_id, template.name)
+        current = self.templates.get(key)
+        if current is None:
+            self.templates[key] = TemplateState(data.waba_id, template.name, last_used_at=now)
+            return
+        # ``dataclasses.replace(current, last_used_at=now)``, once per send: replace looks
+        # the fields up and checks each every time. A frozen dataclass's __dict__ holds its
+        # fields; one that is not an __init__ argument would make this raise, not drop it.
+        fields = current.__dict__.copy()
+        fields["last_used_at"] = now
+        self.templates[key] = TemplateState(**fields)

@@ -13,9 +13,34 @@ from collections.abc import Awaitable, Callable
 LaneKey = tuple[str, str]
 
 
+class _Turn:
+    """One command's place in its lane. The future the next command waits on is made
+    only when a next command comes: most recipients get one command at a time, and
+    making a future asks the running loop, which is a system call (getpid) each time."""
+
+    __slots__ = ("_done", "_future")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._future: asyncio.Future[None] | None = None
+
+    def finished(self) -> asyncio.Future[None]:
+        """Resolved once this command is done (already, if it is)."""
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+            if self._done:
+                self._future.set_result(None)
+        return self._future
+
+    def finish(self) -> None:
+        self._done = True
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+
 class Lanes:
     def __init__(self) -> None:
-        self._tails: dict[LaneKey, asyncio.Future[None]] = {}
+        self._tails: dict[LaneKey, _Turn] = {}
         self._last_sent: dict[LaneKey, float] = {}
 
     def __len__(self) -> int:
@@ -25,17 +50,15 @@ class Lanes:
     async def run(self, key: LaneKey, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` after every earlier command of the same lane."""
         previous = self._tails.get(key)
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._tails[key] = mine
+        mine = self._tails[key] = _Turn()
         try:
             if previous is not None:
                 # Shielded: cancelling this command (a drain) must not cancel the future
                 # of the one before it, which would then fail to resolve it.
-                await asyncio.shield(previous)
+                await asyncio.shield(previous.finished())
             await work()
         finally:
-            if not mine.done():
-                mine.set_result(None)
+            mine.finish()
             if self._tails.get(key) is mine:
                 del self._tails[key]
 

@@ -103,24 +103,29 @@ class NumberPacer:
 
     async def acquire(self, number: str, priority: int = 0) -> float:
         """Wait for this number's next slot; returns the seconds waited."""
-        pace = self._pace(number)
+        pace = self._paces.get(number) or self._pace(number)
+        # The common case first and short (no line, a slot free now): no closure made.
+        if (not pace.slots.waiters or pace.slots.idle()) and self._take_slot(
+            pace, serving=False
+        ) is None:
+            return 0.0
 
         def take() -> float | None:
             return self._take_slot(pace, serving=True)
 
-        if pace.slots.idle() and self._take_slot(pace, serving=False) is None:
-            return 0.0
         return await pace.slots.wait(priority, take)
 
     async def admit(self, number: str, priority: int = 0) -> float:
         """Right before the call: wait until the last window holds fewer calls than the rate."""
-        pace = self._pace(number)
+        pace = self._paces.get(number) or self._pace(number)
+        if (not pace.admissions.waiters or pace.admissions.idle()) and self._take_admission(
+            pace
+        ) is None:
+            return 0.0
 
         def take() -> float | None:
             return self._take_admission(pace)
 
-        if pace.admissions.idle() and take() is None:
-            return 0.0
         return await pace.admissions.wait(priority, take)
 
     def _take_slot(self, pace: _Pace, *, serving: bool) -> float | None:

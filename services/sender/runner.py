@@ -35,12 +35,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from mmbus.contracts.topics import Stream, topic_name
 from services.common.logging import get_logger
+from services.sender.clients import command_consumer, event_producer
+from services.sender.commits import Commits
 from services.sender.graph import GraphClient
 from services.sender.handler import CommandHandler, Ports
 from services.sender.knowledge import Knowledge
@@ -49,7 +52,6 @@ from services.sender.lanes import Lanes
 from services.sender.ledger import Ledger
 from services.sender.ledger_rebuild import rebuild_ledger
 from services.sender.metrics import SenderMetrics
-from services.sender.offsets import LedgerCheckpoint, PartitionProgress, checkpoint_metadata
 from services.sender.ports import Observer, SystemClock
 from services.sender.publishing import KafkaResults
 from services.sender.ratelimit import NumberPacer
@@ -57,6 +59,7 @@ from services.sender.runtime import FatalSenderError, Rebalance, drain_tasks, un
 from services.sender.settings import SenderSettings
 
 log = get_logger("mmbus.sender")
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 class Sender:
@@ -83,10 +86,7 @@ class Sender:
             overrides=settings.sender_rate_overrides,
             safety=settings.sender_rate_safety,
         )
-        self.progress: dict[TopicPartition, PartitionProgress] = {}
-        self.committed: dict[TopicPartition, int] = {}
-        # Per owned partition: where its next owner must start rebuilding the ledger.
-        self.checkpoints: dict[int, LedgerCheckpoint] = {}
+        self.commits = Commits()
         self.tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         # aiokafka may hand out records of a new partition before its assignment
         # callback has finished; records wait here until their ledger is rebuilt.
@@ -111,9 +111,8 @@ class Sender:
         return self.knowledge_ready.is_set() and self.consuming.is_set() and self.fatal is None
 
     def _build(self, producer: AIOKafkaProducer) -> CommandHandler:
-        self._results = KafkaResults(
-            producer, self.settings.topic_prefix, self.ledger, self.checkpoints, self.observer
-        )
+        prefix, checkpoints = self.settings.topic_prefix, self.commits.checkpoints
+        self._results = KafkaResults(producer, prefix, self.ledger, checkpoints, self.observer)
         ports = Ports(
             knowledge=self.knowledge,
             ledger=self.ledger,
@@ -128,16 +127,7 @@ class Sender:
         return CommandHandler(self.settings, ports)
 
     async def run(self, stop: asyncio.Event) -> None:
-        # Large batches: an idempotent producer has one request in flight per partition,
-        # and 16 KB batches (the default) held only ~16 send events each.
-        producer = AIOKafkaProducer(
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_batch_size=1024 * 1024,
-            client_id="mmbus-sender",
-            **self.settings.kafka_producer_options(),
-        )
+        producer = event_producer(self.settings)
         await producer.start()
         self._handler = self._build(producer)
         knowledge = asyncio.create_task(
@@ -156,26 +146,19 @@ class Sender:
             raise FatalSenderError(str(self.fatal)) from self.fatal
 
     async def _serve(self, stop: asyncio.Event) -> None:
-        self._consumer = AIOKafkaConsumer(
-            self.commands_topic,
-            group_id=self.settings.sender_group_id,
-            client_id="mmbus-sender",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=500,
-            # aiokafka's default is the session timeout (10 s), shorter than a drain.
-            rebalance_timeout_ms=int(self.settings.sender_rebalance_timeout_s * 1000),
-            **self.settings.kafka_client_options(),
-        )
+        self._consumer = command_consumer(self.settings, self.commands_topic)
         self._consumer.subscribe([self.commands_topic], listener=Rebalance(self))
         await self._consumer.start()
-        committer = asyncio.create_task(self._commit_loop(stop), name="sender-commits")
+        committer = asyncio.create_task(
+            self.commits.every(self.settings.sender_commit_interval_s, self._consumer, stop),
+            name="sender-commits",
+        )
         try:
             await self._consume(stop)
         finally:
             committer.cancel()
             await asyncio.gather(committer, return_exceptions=True)
-            await self.drain(list(self.progress))
+            await self.drain(self.commits.partitions())
             await self._flush()
             await self._commit()
             await self._consumer.stop()
@@ -197,46 +180,61 @@ class Sender:
                         # intake turn would hold them back and bunch them at the API.
                         await asyncio.sleep(0)
 
-    def _start(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
-        progress = self.progress.setdefault(tp, PartitionProgress(record.offset))
-        progress.started(record.offset)
+    def _start(self, tp: TopicPartition, record: Record) -> None:
+        assert self._handler is not None
+        self.commits.started(tp, record.offset)
         self.metrics.started()
-        task = asyncio.create_task(self._process(tp, record, next(self._intake)))
-        self.tasks.setdefault(tp, set()).add(task)
+        order = next(self._intake)
+        gate = self.gates.get(tp.partition)
+        if gate is not None and gate.is_set():
+            # The partition's ledger is whole: the task is the handler's coroutine itself,
+            # one layer less to pass through each time the command resumes.
+            if self.observer is not None:
+                self.observer.command_taken(record)
+            task = asyncio.create_task(self._handler.handle(record, order))
+        else:
+            task = asyncio.create_task(self._gated(tp.partition, record, order))
+        tasks = self.tasks.setdefault(tp, set())
+        tasks.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
-            self.tasks.get(tp, set()).discard(t)
+            tasks.discard(t)
             self._slots.release()
             self.metrics.finished()
+            self._ended(tp, record, t)
 
         task.add_done_callback(done)
 
     def _gate(self, partition: int) -> asyncio.Event:
-        return self.gates.setdefault(partition, asyncio.Event())
+        gate = self.gates.get(partition)
+        if gate is None:
+            gate = self.gates[partition] = asyncio.Event()
+        return gate
 
-    async def _process(
-        self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], order: int
-    ) -> None:
+    async def _gated(self, partition: int, record: Record, order: int) -> None:
+        """A command taken before its partition's ledger was rebuilt: it waits for that."""
         assert self._handler is not None
-        try:
-            await self._gate(tp.partition).wait()
-            if self.observer is not None:
-                self.observer.command_taken(record)
-            await self._handler.handle(record, order)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        await self._gate(partition).wait()
+        if self.observer is not None:
+            self.observer.command_taken(record)
+        await self._handler.handle(record, order)
+
+    def _ended(self, tp: TopicPartition, record: Record, task: asyncio.Task[None]) -> None:
+        """A command's task ended: done (its offset may be committed), stopped, or failed."""
+        if task.cancelled():
+            return  # stopped by a drain: the partition's next owner takes it over
+        exc = task.exception()
+        if exc is None:
+            self.commits.finished(tp, record.offset)
+        elif isinstance(exc, Exception):
             # Moving past this record could lose it: stop, and let the restart redo it.
-            log.exception(
+            log.error(
                 "command failed unexpectedly; stopping",
                 offset=record.offset,
                 partition=tp.partition,
+                exc_info=exc,
             )
             self.fatal = exc
-            return
-        progress = self.progress.get(tp)
-        if progress is not None:
-            progress.finished(record.offset)
 
     # ---------------------------------------------------- rebalance, commits
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -252,7 +250,7 @@ class Sender:
             log.exception("ledger rebuild failed; stopping", partitions=partitions)
             self.fatal = exc
             return
-        self.checkpoints.update(rebuilt)
+        self.commits.checkpoints.update(rebuilt)
         self.metrics.ledger_rebuild_events.inc(count)
         for gate in gates:
             gate.set()
@@ -269,10 +267,8 @@ class Sender:
         await self._flush()
         await self._commit()
         for tp in revoked:
-            self.progress.pop(tp, None)
-            self.committed.pop(tp, None)
+            self.commits.forget(tp)
             self.gates.pop(tp.partition, None)
-            self.checkpoints.pop(tp.partition, None)
 
     async def drain(self, tps: list[TopicPartition], timeout_s: float | None = None) -> None:
         """Let in-flight commands of these partitions finish; then stop the rest.
@@ -298,25 +294,6 @@ class Sender:
         if self._results is not None:
             await self._results.flush()
 
-    async def _commit_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await asyncio.sleep(self.settings.sender_commit_interval_s)
-            await self._commit()
-
     async def _commit(self) -> None:
-        if self._consumer is None:
-            return
-        offsets: dict[TopicPartition, tuple[int, str]] = {}
-        for tp, progress in self.progress.items():
-            position = progress.committable()
-            checkpoint = self.checkpoints.get(tp.partition)
-            if position > self.committed.get(tp, -1) and checkpoint is not None:
-                offsets[tp] = (position, checkpoint_metadata(checkpoint.scan_from(position)))
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(offsets)
-        except Exception as exc:  # a rebalance in progress: the next tick commits
-            log.info("commit deferred", error=type(exc).__name__)
-            return
-        self.committed.update({tp: position for tp, (position, _) in offsets.items()})
+        if self._consumer is not None:
+            await self.commits.commit(self._consumer)

@@ -10,12 +10,14 @@ dropped anyway. A command taken after an SDK is installed is traced.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.trace import SpanKind
 
 from mmbus import tracing
@@ -30,14 +32,30 @@ _OFF: AbstractContextManager[trace.Span] = nullcontext(trace.INVALID_SPAN)
 
 def command_traced() -> bool:
     """Decide, for the command whose task this is, whether its spans are recorded."""
-    traced = tracing.enabled()
+    traced = _sdk_installed()
     _traced.set(traced)
     return traced
 
 
+# Asking OpenTelemetry (``trace.get_tracer_provider()``) first looks the environment up
+# for a provider to load: a KeyError raised and caught on every call, with no SDK the
+# whole cost of deciding, several microseconds a command. The provider it returns is
+# the module global read here; the environment can only name one to load, and is read
+# once, when this module loads. Should a release of OpenTelemetry keep the provider
+# elsewhere, every command asks OpenTelemetry again.
+_HAS_GLOBAL = hasattr(trace, "_TRACER_PROVIDER")
+_FROM_ENVIRONMENT = OTEL_PYTHON_TRACER_PROVIDER in os.environ
+
+
+def _sdk_installed() -> bool:
+    if _HAS_GLOBAL and trace._TRACER_PROVIDER is None and not _FROM_ENVIRONMENT:
+        return False  # what tracing.enabled() answers then, without the look-up
+    return tracing.enabled()
+
+
 def traced() -> bool:
     decided = _traced.get()
-    return tracing.enabled() if decided is None else decided
+    return _sdk_installed() if decided is None else decided
 
 
 def span(name: str, **options: Any) -> AbstractContextManager[trace.Span]:

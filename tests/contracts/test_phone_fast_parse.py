@@ -86,3 +86,34 @@ def test_verdicts_survive_the_region_cache_being_emptied() -> None:
     phone._KNOWN_REGIONS.clear()
     assert normalize_msisdn("+44 7911 123456") == "447911123456"
     assert region_of("447911123456") == "GG"
+
+
+def _librarys_verdict(digits: str) -> tuple[str, str | None] | None:
+    """The library's public answer: the normalised number and its region, or None if
+    it does not parse or is not valid."""
+    try:
+        parsed = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    msisdn = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
+    return msisdn, phonenumbers.region_code_for_number(parsed)
+
+
+def test_validity_and_region_are_the_librarys_on_valid_and_invalid_numbers() -> None:
+    """Each region's rules compiled once (services' hot path) give the library's verdict,
+    also on the random digit strings, most of them invalid in some region's way."""
+    phone.forget()
+    accepted = 0
+    for digits in _digit_strings():
+        # A leading 00 is the international prefix, which normalize_msisdn removes.
+        expected = _librarys_verdict(digits.removeprefix("00"))
+        try:
+            msisdn = normalize_msisdn(digits)
+        except InvalidPhoneNumberError:
+            assert expected is None, f"{digits} is valid for the library but was refused"
+            continue
+        accepted += 1
+        assert (msisdn, region_of(msisdn)) == expected, digits
+    assert accepted > 3_000

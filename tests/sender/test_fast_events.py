@@ -159,3 +159,19 @@ def test_an_answer_validation_refuses_is_refused(answer: Delivered) -> None:
         results.accepted(cmd, tried, answer, NOW, NOW)
     with pytest.raises(ValueError, match="must be"):
         fast_events.accepted(cmd, tried, answer, NOW, NOW)
+
+
+@pytest.mark.parametrize(
+    "microsecond", [0, 1, 10, 100, 1_000, 10_000, 100_000, 120_000, 500_000, 999_999]
+)
+def test_instants_are_spelt_as_the_codec_spells_them(microsecond: int) -> None:
+    """The encoder writes UTC instants itself; every pattern of trailing zeros must
+    come out as pydantic's JSON mode writes it."""
+    cmd = command({})
+    tried = results.attempted(cmd, 1, DECISIONS[0], NOW)
+    for zone in (UTC, timezone(timedelta(hours=-3))):
+        at = NOW.replace(microsecond=microsecond, tzinfo=zone)
+        fast = fast_events.accepted(cmd, tried, ANSWERS[0], at, at)
+        assert fast_events.encode(fast) == encode(fast)
+        attempt = fast_events.attempted(cmd, 2, DECISIONS[1], at)
+        assert fast_events.encode(attempt) == encode(attempt)
