@@ -33,6 +33,31 @@ from tests.chaos.schedule import KillBroker, Schedule, Step
 from tests.waiting import eventually
 
 SENDER_READ_TIMEOUT_S = 10.0
+# What a run writes in its directory (parts' and brokers' logs, the store, the findings).
+EARLIER_RUN_FILES = (
+    "projections.db",
+    "findings.json",
+    "settings.json",
+    "world.yaml",
+    "driver.log",
+    "broker-",
+    "simulator.log",
+    "ingest.log",
+    "projector.log",
+    "sender",
+)
+
+
+def clear_earlier_run(workdir: Path) -> None:
+    """A seed's directory holds one run: the projector would load an earlier run's store
+    (other topics, other messages) and the checker find everything mismatched."""
+    if not workdir.is_dir():
+        return
+    for path in workdir.iterdir():
+        if path.is_file() and path.name.startswith(EARLIER_RUN_FILES):
+            path.unlink()
+
+
 SENDER_TUNING = {
     "MMBUS_SENDER_RATE_PER_S": str(SENDER_RATE_PER_S),
     "MMBUS_SENDER_PAIR_WINDOW_S": str(PAIR_LIMIT_S + 0.2),
@@ -144,6 +169,7 @@ class ChaosRun:
     _one_broker_at_a_time: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def stack(self) -> DemoStack:
+        clear_earlier_run(self.workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         world_file = self.workdir / "world.yaml"
         world_file.write_text(yaml.safe_dump(world().model_dump(mode="json")))

@@ -4,12 +4,13 @@ everything would make every chaos run green)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mmbus.contracts.callback import callback_data
-from tests.chaos.driver import Crashed
+from tests.chaos.driver import Crashed, clear_earlier_run
 from tests.chaos.history import Observed, check
 from tests.projections import events as ev
 
@@ -166,3 +167,11 @@ def test_an_open_attempt_is_explained_by_a_kill_of_its_sender_only() -> None:
     assert check(dataclasses.replace(base, crashed=[ingest_kill])).problems[
         "unexplained_indeterminate"
     ]
+
+
+def test_a_seed_directory_is_cleared_of_an_earlier_run_only(tmp_path: Path) -> None:
+    earlier = ["projections.db", "projections.db-wal", "sender-2.log", "broker-1-server.log"]
+    for name in [*earlier, "notes.txt"]:
+        (tmp_path / name).write_text("x")
+    clear_earlier_run(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
