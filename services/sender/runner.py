@@ -50,11 +50,11 @@ from services.sender.knowledge import Knowledge
 from services.sender.knowledge_feed import follow_knowledge
 from services.sender.lanes import Lanes
 from services.sender.ledger import Ledger
-from services.sender.ledger_rebuild import rebuild_ledger
 from services.sender.metrics import SenderMetrics
 from services.sender.ports import Observer, SystemClock
 from services.sender.publishing import KafkaResults
 from services.sender.ratelimit import NumberPacer
+from services.sender.rebuilds import Rebuilds
 from services.sender.runtime import FatalSenderError, Rebalance, drain_tasks, until
 from services.sender.settings import SenderSettings
 
@@ -87,6 +87,9 @@ class Sender:
             safety=settings.sender_rate_safety,
         )
         self.commits = Commits()
+        self.rebuilds = Rebuilds(
+            self.ledger, settings, self.commits.checkpoints, self.metrics, self._failed
+        )
         self.tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         # aiokafka may hand out records of a new partition before its assignment
         # callback has finished; records wait here until their ledger is rebuilt.
@@ -236,27 +239,20 @@ class Sender:
             )
             self.fatal = exc
 
+    def _failed(self, exc: Exception) -> None:
+        self.fatal = exc
+
     # ---------------------------------------------------- rebalance, commits
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Fold each assigned partition's send events into the ledger before any command runs."""
+        """Close the assigned partitions' gates until their ledger is rebuilt (see rebuilds.py)."""
         self.closing.difference_update(assigned)
-        partitions = sorted(tp.partition for tp in assigned)
-        gates = [self._gate(p) for p in partitions]  # closed until the ledger is whole
-        if not partitions:
-            return
-        try:
-            rebuilt, count = await rebuild_ledger(self.ledger, self.settings, partitions)
-        except Exception as exc:
-            log.exception("ledger rebuild failed; stopping", partitions=partitions)
-            self.fatal = exc
-            return
-        self.commits.checkpoints.update(rebuilt)
-        self.metrics.ledger_rebuild_events.inc(count)
-        for gate in gates:
-            gate.set()
+        gates = {tp.partition: self._gate(tp.partition) for tp in assigned}
+        if gates:
+            self.rebuilds.start(gates)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         self.closing.update(revoked)
+        await self.rebuilds.cancel({tp.partition for tp in revoked})
         for tp in revoked:
             gate = self.gates.get(tp.partition)
             if gate is not None and not gate.is_set():
