@@ -14,17 +14,20 @@ OTHER = ("106540352242922", "447911123457")
 async def test_commands_of_one_lane_run_in_the_order_they_came() -> None:
     lanes = Lanes()
     gates = [asyncio.Event() for _ in range(3)]
+    first_running = asyncio.Event()
     order: list[int] = []
 
     def work(i: int) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
+            first_running.set()
             await gates[i].wait()
             order.append(i)
 
         return run
 
     tasks = [asyncio.create_task(lanes.run(KEY, work(i))) for i in range(3)]
-    await asyncio.sleep(0)
+    # Tasks take their first step in the order made: the others are queued behind it.
+    await asyncio.wait_for(first_running.wait(), timeout=5)
     for gate in reversed(gates):  # the last may go first; the lane must not let it
         gate.set()
     await asyncio.gather(*tasks)
@@ -34,10 +37,11 @@ async def test_commands_of_one_lane_run_in_the_order_they_came() -> None:
 
 async def test_another_recipient_is_not_held_up() -> None:
     lanes = Lanes()
-    stuck = asyncio.Event()
+    stuck, running = asyncio.Event(), asyncio.Event()
     done: list[str] = []
 
     async def slow() -> None:
+        running.set()
         await stuck.wait()
         done.append("slow")
 
@@ -45,7 +49,7 @@ async def test_another_recipient_is_not_held_up() -> None:
         done.append("quick")
 
     first = asyncio.create_task(lanes.run(KEY, slow))
-    await asyncio.sleep(0)
+    await asyncio.wait_for(running.wait(), timeout=5)
     await lanes.run(OTHER, quick)
     assert done == ["quick"]
     stuck.set()
