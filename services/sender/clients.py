@@ -34,6 +34,7 @@ def command_consumer(settings: SenderSettings, topic: str) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
+        session_timeout_ms=int(settings.sender_session_timeout_s * 1000),
         # aiokafka's default is the session timeout (10 s), shorter than a drain.
         rebalance_timeout_ms=int(settings.sender_rebalance_timeout_s * 1000),
         **settings.kafka_client_options(),

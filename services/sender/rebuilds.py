@@ -13,7 +13,8 @@ rebuild opens it, and a revocation cancels a rebuild still running.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeAlias
 
 from services.common.logging import get_logger
 from services.sender.ledger import Ledger
@@ -24,6 +25,11 @@ from services.sender.settings import SenderSettings
 
 log = get_logger("mmbus.sender")
 
+# Fold these partitions' send events into the ledger: their checkpoints and the count.
+RebuildLedger: TypeAlias = Callable[
+    [Ledger, SenderSettings, list[int]], Awaitable[tuple[dict[int, LedgerCheckpoint], int]]
+]
+
 
 class Rebuilds:
     def __init__(
@@ -33,12 +39,14 @@ class Rebuilds:
         checkpoints: dict[int, LedgerCheckpoint],
         metrics: SenderMetrics,
         on_failure: Callable[[Exception], None],
+        rebuild: RebuildLedger = rebuild_ledger,
     ) -> None:
         self._ledger = ledger
         self._settings = settings
         self._checkpoints = checkpoints
         self._metrics = metrics
         self._on_failure = on_failure
+        self._rebuild_ledger = rebuild
         self._running: dict[asyncio.Task[None], frozenset[int]] = {}
 
     def start(self, gates: dict[int, asyncio.Event]) -> None:
@@ -58,7 +66,7 @@ class Rebuilds:
     async def _rebuild(self, gates: dict[int, asyncio.Event]) -> None:
         partitions = sorted(gates)
         try:
-            rebuilt, count = await rebuild_ledger(self._ledger, self._settings, partitions)
+            rebuilt, count = await self._rebuild_ledger(self._ledger, self._settings, partitions)
         except Exception as exc:
             log.exception("ledger rebuild failed; stopping", partitions=partitions)
             self._on_failure(exc)

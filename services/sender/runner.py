@@ -50,11 +50,12 @@ from services.sender.knowledge import Knowledge
 from services.sender.knowledge_feed import follow_knowledge
 from services.sender.lanes import Lanes
 from services.sender.ledger import Ledger
+from services.sender.ledger_rebuild import rebuild_ledger
 from services.sender.metrics import SenderMetrics
 from services.sender.ports import Observer, SystemClock
 from services.sender.publishing import KafkaResults
 from services.sender.ratelimit import NumberPacer
-from services.sender.rebuilds import Rebuilds
+from services.sender.rebuilds import RebuildLedger, Rebuilds
 from services.sender.runtime import FatalSenderError, Rebalance, drain_tasks, until
 from services.sender.settings import SenderSettings
 
@@ -71,6 +72,7 @@ class Sender:
         metrics: SenderMetrics | None = None,
         rng: random.Random | None = None,
         observer: Observer | None = None,
+        rebuild: RebuildLedger = rebuild_ledger,
     ) -> None:
         self.settings = settings
         self.observer = observer
@@ -88,7 +90,7 @@ class Sender:
         )
         self.commits = Commits()
         self.rebuilds = Rebuilds(
-            self.ledger, settings, self.commits.checkpoints, self.metrics, self._failed
+            self.ledger, settings, self.commits.checkpoints, self.metrics, self._failed, rebuild
         )
         self.tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         # aiokafka may hand out records of a new partition before its assignment

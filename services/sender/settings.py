@@ -95,6 +95,14 @@ class SenderSettings(CommonSettings):
             "the rest stop, and the partition's next owner takes them over."
         ),
     )
+    sender_session_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "How long the group waits for a sender's heartbeat before it evicts it; "
+            "the broker accepts 6 to 1800 s by default (group.min/max.session.timeout.ms)."
+        ),
+    )
     sender_rebalance_timeout_s: float = Field(
         default=60.0,
         gt=0,

@@ -22,6 +22,8 @@ from services.common.kafka_admin import ensure_project_topics
 from services.common.settings import CommonSettings
 from services.sender.graph import GraphClient
 from services.sender.ledger import TERMINAL_TYPES
+from services.sender.ledger_rebuild import rebuild_ledger
+from services.sender.rebuilds import RebuildLedger
 from services.sender.runner import Sender
 from services.sender.settings import SenderSettings
 
@@ -43,10 +45,12 @@ def sender_settings(kafka: CommonSettings, simulator_url: str, **overrides: Any)
 
 
 @asynccontextmanager
-async def running_sender(settings: SenderSettings) -> AsyncIterator[Sender]:
+async def running_sender(
+    settings: SenderSettings, rebuild: RebuildLedger = rebuild_ledger
+) -> AsyncIterator[Sender]:
     await ensure_project_topics(settings)
     graph = GraphClient(settings)
-    sender = Sender(settings, graph)
+    sender = Sender(settings, graph, rebuild=rebuild)
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     try:
