@@ -36,6 +36,7 @@ from services.sender.outcomes import (
     backoff_s,
     pair_wait_s,
 )
+from services.sender.permits import Permits
 from services.sender.ports import Api, Clock, CommandRecord, Pacer, Results
 from services.sender.routing import Hold, LookUp, Reject, RoutingPolicy, Send, Suppress, route
 from services.sender.settings import SenderSettings
@@ -45,6 +46,7 @@ from services.sender.unreadable import reject_unreadable
 
 log = get_logger("mmbus.sender")
 DECISION_ROUNDS = 4  # look-ups and holds before a decision; each settles one unknown
+NO_ATTEMPT = ApiError(message="no attempt made")  # frozen: one for all, not one per send
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class CommandHandler:
         # first, a command then queued for one of the pool's connections: a restart
         # found it open and reported it indeterminate although it never left (the
         # chaos run saw ~1,400 per killed sender, 2,000 in flight for 64 connections).
-        self.calls = asyncio.Semaphore(settings.sender_http_connections)
+        self.calls = Permits(settings.sender_http_connections)
         self.dead_letter_topic = topic_name(Stream.DEAD_LETTERS, settings.topic_prefix)
         # Stopping a command (revocation, shutdown) never cuts an API call short.
         self.stops = Stops()
@@ -197,7 +199,7 @@ class CommandHandler:
         data, p, settings = command.data, self.ports, self.settings
         lane = (data.phone_number_id, data.to)
         earlier = p.ledger.get(data.command_id).attempts
-        last_error = ApiError(message="no attempt made")
+        last_error = NO_ATTEMPT
         attempt = earlier
         for attempt in range(earlier + 1, earlier + 1 + settings.sender_max_attempts):
             with span("send.pace") as pacing:
@@ -213,7 +215,7 @@ class CommandHandler:
                     await p.clock.sleep(gap)
                 pacing.set_attribute("mmbus.waited_s", waited + gap)
             async with self.calls:
-                with span("send.attempt", attributes={"mmbus.attempt": attempt}):
+                with spans.attempt(attempt):
                     tried = fast_events.attempted(command, attempt, plan.decision, p.clock.now())
                     try:
                         await p.out.about(tried, record)  # durable before the call

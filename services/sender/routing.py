@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from mmbus.contracts.callback import callback_data
-from mmbus.contracts.commands import SendTemplateData
+from mmbus.contracts.commands import ProductPolicy, SendTemplateData
 from mmbus.contracts.phone import region_of
 from mmbus.contracts.regions import MARKETING_BLOCKED_REGIONS, SANCTIONED_REGIONS
 from mmbus.contracts.send_events import Decision, Endpoint, SuppressionRule
@@ -71,6 +72,25 @@ class LookUp:
 Outcome = Send | Suppress | Reject | Hold | LookUp
 
 
+@lru_cache(maxsize=4096)
+def _decision(
+    endpoint: Endpoint | None,
+    product_policy: ProductPolicy | None,
+    category: str | None,
+    onboarding_status: str | None,
+    reasons: tuple[str, ...],
+) -> Decision:
+    # The commands of a campaign share a handful of decisions, and a Decision is
+    # frozen: one validated instance each, not one per command (about 2 µs).
+    return Decision(
+        endpoint=endpoint,
+        product_policy=product_policy,
+        category=category,
+        onboarding_status=onboarding_status,
+        reasons=reasons,
+    )
+
+
 def request_body(command: SendTemplateData, endpoint: Endpoint) -> dict[str, Any]:
     template: dict[str, Any] = {
         "name": command.template.name,
@@ -114,12 +134,12 @@ def route(
     reasons: list[str] = []
 
     def decision(endpoint: Endpoint | None, category: str | None) -> Decision:
-        return Decision(
-            endpoint=endpoint,
-            product_policy=command.product_policy if endpoint == "marketing_messages" else None,
-            category=category,
-            onboarding_status=waba.onboarding_status if waba else None,
-            reasons=tuple(reasons),
+        return _decision(
+            endpoint,
+            command.product_policy if endpoint == "marketing_messages" else None,
+            category,
+            waba.onboarding_status if waba else None,
+            tuple(reasons),
         )
 
     if command.not_after is not None and now > command.not_after:

@@ -52,6 +52,7 @@ from services.sender.lanes import Lanes
 from services.sender.ledger import Ledger
 from services.sender.ledger_rebuild import rebuild_ledger
 from services.sender.metrics import SenderMetrics
+from services.sender.permits import Permits
 from services.sender.ports import Observer, SystemClock
 from services.sender.publishing import KafkaResults
 from services.sender.ratelimit import NumberPacer
@@ -107,7 +108,7 @@ class Sender:
         self._results: KafkaResults | None = None
         self._handler: CommandHandler | None = None
         self._consumer: AIOKafkaConsumer | None = None
-        self._slots = asyncio.Semaphore(settings.sender_max_in_flight)
+        self._slots = Permits(settings.sender_max_in_flight)
         # The order commands were taken in; the pacer serves the oldest first.
         self._intake = itertools.count()
 

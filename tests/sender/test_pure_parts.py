@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mmbus.contracts.commands import SendTemplateData
+from services.sender.knowledge import FRESH_ENOUGH, Knowledge
 from services.sender.offsets import (
     LedgerCheckpoint,
     PartitionProgress,
@@ -389,3 +392,28 @@ def test_rebuild_reads_both_the_uncommitted_results_and_the_window(
 ) -> None:
     got = rebuild_from(beginning=beginning, checkpoint=checkpoint, window_start=window_start)
     assert got == expected, why
+
+
+def test_a_template_use_is_recorded_once_fresh_and_again_when_older() -> None:
+    """The dormancy rule counts days: a use seconds after the last changes nothing."""
+    data = SendTemplateData.model_validate(
+        {
+            "command_id": "0d5a4c3e-4f58-4bb2-9a43-1f4c7d8e9a01",
+            "waba_id": "102290129340398",
+            "phone_number_id": "106540352242922",
+            "to": "447911123456",
+            "template": {"name": "spring_sale", "language": {"code": "en_US"}},
+        }
+    )
+    knowledge = Knowledge()
+    first = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    for at, recorded in [
+        (first, first),  # unknown template: recorded
+        (first + FRESH_ENOUGH / 2, first),  # within the minute: kept
+        (first + FRESH_ENOUGH, first + FRESH_ENOUGH),  # a minute on: recorded
+        (first - timedelta(days=1), first - timedelta(days=1)),  # a clock stepped back
+    ]:
+        knowledge.template_used(data, at)
+        state = knowledge.template(data)
+        assert state is not None
+        assert state.last_used_at == recorded, at
