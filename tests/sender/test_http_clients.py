@@ -7,7 +7,6 @@ ambiguous (the API may hold the message), so it must come back as ``Unknown``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,9 +17,7 @@ from services.common.ports import free_port
 from services.sender.graph import GraphClient
 from services.sender.outcomes import Delivered, Fail, Retry, Unknown
 from services.sender.settings import SenderSettings
-from services.simulator.server import SimulatorThread
-from services.simulator.settings import SimulatorSettings
-from tests.simulator.support import NUMBER, ONBOARDED_WABA, make_world
+from tests.simulator.support import NUMBER, ONBOARDED_WABA
 
 CLIENTS = ["aiohttp", "httpx"]
 
@@ -32,15 +29,6 @@ def body(to: str, template: str = "spring_sale") -> dict[str, Any]:
         "type": "template",
         "template": {"name": template, "language": {"code": "en_US"}},
     }
-
-
-@pytest.fixture
-def simulator() -> Iterator[tuple[str, httpx.Client]]:
-    with (
-        SimulatorThread(SimulatorSettings(), make_world(pair_limit_s=0.0)) as server,
-        httpx.Client(base_url=server.base_url, timeout=10) as admin,
-    ):
-        yield server.base_url, admin
 
 
 def settings(url: str, client: str, **overrides: Any) -> SenderSettings:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from mmbus.contracts.envelope import Message, new_id
@@ -20,8 +18,6 @@ from mmbus.contracts.webhook_events import (
     UserMarketingPreferenceChangedData,
 )
 from services.common.settings import CommonSettings
-from services.simulator.server import SimulatorThread
-from services.simulator.settings import SimulatorSettings
 from tests.sender.support import (
     command,
     publish,
@@ -40,17 +36,7 @@ from tests.simulator.support import (
     NUMBER_2,
     STOPPED_USER,
     US_USER,
-    make_world,
 )
-
-
-@pytest.fixture
-def simulator() -> Iterator[tuple[str, httpx.Client]]:
-    with (
-        SimulatorThread(SimulatorSettings(), make_world(pair_limit_s=0.0)) as server,
-        httpx.Client(base_url=server.base_url) as client,
-    ):
-        yield server.base_url, client
 
 
 async def test_mixed_commands_each_end_exactly_once(

@@ -11,10 +11,8 @@ made to last longer than the session, on the real broker.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from mmbus.contracts.topics import Stream
 from services.common.settings import CommonSettings
@@ -22,8 +20,6 @@ from services.sender.ledger import Ledger
 from services.sender.ledger_rebuild import rebuild_ledger
 from services.sender.offsets import LedgerCheckpoint
 from services.sender.settings import SenderSettings
-from services.simulator.server import SimulatorThread
-from services.simulator.settings import SimulatorSettings
 from tests.sender.support import (
     command,
     publish,
@@ -34,19 +30,10 @@ from tests.sender.support import (
     terminal_by_command,
     terminals_cover,
 )
-from tests.simulator.support import NUMBER, make_world
+from tests.simulator.support import NUMBER
 
 SESSION_S = 6.0  # the broker's least (group.min.session.timeout.ms)
 REBUILD_S = SESSION_S + 4.0  # well past it: two heartbeats missed would evict
-
-
-@pytest.fixture
-def simulator() -> Iterator[tuple[str, httpx.Client]]:
-    with (
-        SimulatorThread(SimulatorSettings(), make_world(pair_limit_s=0.0)) as server,
-        httpx.Client(base_url=server.base_url) as client,
-    ):
-        yield server.base_url, client
 
 
 async def test_a_rebuild_longer_than_the_session_keeps_the_sender_in_its_group(
