@@ -233,6 +233,7 @@ def main() -> None:
             from services.localkafka import broker
 
             bootstrap = broker.up("bench", free_ports=True).instance.bootstrap_servers
+            stack.callback(broker.down, "bench", purge=True)  # the broker stops with the run
         if args.big:
             run_loop(big(bootstrap, args.messages))
             return

@@ -283,16 +283,18 @@ async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
     assert restarted["events"] < len(snapshot), restarted
 
 
-def _has_logged(logs: Path, index: int, text: str) -> bool:
+def _has_logged(logs: Path, index: int, text: str, times: int) -> bool:
     files = sorted(logs.glob("sender-*.log"))  # named by start time
-    return len(files) > index and text in files[index].read_text()
+    return len(files) > index and files[index].read_text().count(text) >= times
 
 
-async def _logged(logs: Path, index: int, text: str, deadline_s: float = 120) -> None:
-    """Until the ``index``-th sender (in start order) has logged ``text``."""
+async def _logged(
+    logs: Path, index: int, text: str, *, times: int = 1, deadline_s: float = 120
+) -> None:
+    """Until the ``index``-th sender (in start order) has logged ``text`` ``times`` times."""
     async with asyncio.timeout(deadline_s):
         # The condition is in another process's log file: nothing to await but the file.
-        while not await asyncio.to_thread(_has_logged, logs, index, text):  # noqa: ASYNC110
+        while not await asyncio.to_thread(_has_logged, logs, index, text, times):  # noqa: ASYNC110
             await asyncio.sleep(LOG_POLL_S)
 
 
@@ -351,6 +353,9 @@ async def test_rebalance_mid_retry_sends_nothing_twice(
         await read_stream(kafka_settings, Stream.SEND_EVENTS, until=finished(300), deadline_s=120)
         second = _sender_process(kafka_settings, url, tmp_path, **retrying)
         await _logged(tmp_path, 1, "ledger rebuilt")  # the group rebalanced onto both
+        # ...and the first has rebuilt what it kept: rebuilds run beside the consumer, so
+        # the second's may finish first, and stopping the first then cut its own short.
+        await _logged(tmp_path, 0, "ledger rebuilt", times=2)
         first.terminate()  # leaves the group: its partitions move to the second
         assert first.wait(timeout=60) == 0
         events = await read_stream(
