@@ -42,6 +42,7 @@ from aiokafka.structs import ConsumerRecord
 
 from mmbus.contracts.topics import Stream, topic_name
 from services.common.logging import get_logger
+from services.sender import intake, runtime
 from services.sender.clients import command_consumer, event_producer
 from services.sender.commits import Commits
 from services.sender.graph import GraphClient
@@ -57,7 +58,6 @@ from services.sender.ports import Observer, SystemClock
 from services.sender.publishing import KafkaResults
 from services.sender.ratelimit import NumberPacer
 from services.sender.rebuilds import RebuildLedger, Rebuilds
-from services.sender.runtime import FatalSenderError, Rebalance, drain_tasks, until
 from services.sender.settings import SenderSettings
 
 log = get_logger("mmbus.sender")
@@ -141,7 +141,7 @@ class Sender:
             name="sender-knowledge",
         )
         try:
-            await until(self.knowledge_ready.wait(), stop, knowledge)
+            await runtime.until(self.knowledge_ready.wait(), stop, knowledge)
             if not stop.is_set():
                 await self._serve(stop)
         finally:
@@ -149,18 +149,20 @@ class Sender:
             await asyncio.gather(knowledge, return_exceptions=True)
             await producer.stop()
         if self.fatal is not None:
-            raise FatalSenderError(str(self.fatal)) from self.fatal
+            raise runtime.FatalSenderError(str(self.fatal)) from self.fatal
 
     async def _serve(self, stop: asyncio.Event) -> None:
         self._consumer = command_consumer(self.settings, self.commands_topic)
-        self._consumer.subscribe([self.commands_topic], listener=Rebalance(self))
+        self._consumer.subscribe([self.commands_topic], listener=runtime.Rebalance(self))
         await self._consumer.start()
         committer = asyncio.create_task(
             self.commits.every(self.settings.sender_commit_interval_s, self._consumer, stop),
             name="sender-commits",
         )
         try:
-            await self._consume(stop)
+            # Stopped at once, not when intake next looks: it may be waiting for a slot
+            # that a paced number frees once a second.
+            await runtime.unless_stopped(self._consume(stop), stop)
         finally:
             committer.cancel()
             await asyncio.gather(committer, return_exceptions=True)
@@ -173,18 +175,19 @@ class Sender:
         assert self._consumer is not None
         self.consuming.set()
         while not stop.is_set() and self.fatal is None:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=100)
+            batches = await intake.take(
+                self._consumer, self.tasks, self.settings.sender_max_in_flight
+            )
             for tp, records in batches.items():
-                for i, record in enumerate(records, 1):
+                for record in records:
                     await self._slots.acquire()
                     if tp in self.closing:
                         self._slots.release()
                         break
                     self._start(tp, record)
-                    if i % 20 == 0:
-                        # Let admitted calls go out between chunks of intake: a long
-                        # intake turn would hold them back and bunch them at the API.
-                        await asyncio.sleep(0)
+                # Let admitted calls go out between turns: a long intake turn would
+                # hold them back and bunch them at the API.
+                await asyncio.sleep(0)
 
     def _start(self, tp: TopicPartition, record: Record) -> None:
         assert self._handler is not None
@@ -212,10 +215,7 @@ class Sender:
         task.add_done_callback(done)
 
     def _gate(self, partition: int) -> asyncio.Event:
-        gate = self.gates.get(partition)
-        if gate is None:
-            gate = self.gates[partition] = asyncio.Event()
-        return gate
+        return self.gates.setdefault(partition, asyncio.Event())
 
     async def _gated(self, partition: int, record: Record, order: int) -> None:
         """A command taken before its partition's ledger was rebuilt: it waits for that."""
@@ -279,7 +279,7 @@ class Sender:
         pending = [t for tp in tps for t in self.tasks.get(tp, set())]
         limit = self.settings.sender_drain_timeout_s if timeout_s is None else timeout_s
         stops = self._handler.stops if self._handler is not None else None
-        cancelled = await drain_tasks(pending, limit_s=limit, stops=stops)
+        cancelled = await runtime.drain_tasks(pending, limit_s=limit, stops=stops)
         if cancelled:
             log.warning("stopped commands of revoked partitions", count=cancelled)
 

@@ -89,3 +89,18 @@ async def until(
             t.cancel()
     if watch in done and watch.exception() is not None:
         raise FatalSenderError(f"knowledge consumer failed: {watch.exception()}")
+
+
+async def unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """Run ``work`` until it ends or ``stop`` is set, then cancel it; its error is raised."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        task.cancel()
+        stopper.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        raise error

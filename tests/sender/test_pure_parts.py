@@ -283,6 +283,35 @@ async def test_drain_lets_a_command_in_its_api_call_finish_the_call_then_stops_i
     assert backoff.cancelled()
 
 
+async def test_intake_waiting_for_a_slot_stops_when_the_sender_is_stopped() -> None:
+    from services.sender.permits import Permits
+    from services.sender.runtime import unless_stopped
+
+    slots, stop, taken = Permits(1), asyncio.Event(), []
+
+    async def intake() -> None:
+        for record in range(3):
+            await slots.acquire()  # the second waits: nothing releases the first
+            taken.append(record)
+
+    stopping = asyncio.create_task(unless_stopped(intake(), stop))
+    await asyncio.sleep(0)
+    stop.set()
+    await asyncio.wait_for(stopping, 5)
+    assert taken == [0]
+    assert slots.waiting == 0, "the cancelled wait left no waiter behind"
+
+
+async def test_an_intake_error_is_raised_not_swallowed() -> None:
+    from services.sender.runtime import unless_stopped
+
+    async def failing() -> None:
+        raise RuntimeError("broken record")
+
+    with pytest.raises(RuntimeError, match="broken record"):
+        await unless_stopped(failing(), asyncio.Event())
+
+
 # ------------------------------------------------------------ ledger checkpoint
 def test_checkpoint_before_anything_started_is_the_position_once_past_the_old_commands() -> None:
     cp = LedgerCheckpoint(earlier_results_from=20, scanned_to=100, commands_end=50)
