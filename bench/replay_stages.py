@@ -36,10 +36,10 @@ def print_stages(
     one_fold, two_fold = memory.stages.wall["workers"], two.stages.wall["workers"]
     after = two.stages.seconds
     print(
-        f"2 workers: folding and joining as groups arrive {two_fold:.2f} s (1 worker, folding: "
-        f"{one_fold:.2f} s), reading the other's partial states "
-        f"{after.get('read partials', 0.0):.2f} s and joining {after.get('join', 0.0):.2f} s "
-        f"(CPU, mostly while it folds), then deriving and fingerprinting "
+        f"2 workers: folding {two_fold:.2f} s, until the other's partial state is written "
+        f"(1 worker, folding: {one_fold:.2f} s), then reading it "
+        f"{after.get('read partials', 0.0):.2f} s, joining {after.get('join', 0.0):.2f} s, "
+        f"deriving and fingerprinting "
         f"{after.get('aggregates', 0.0) + after.get('rows+digest', 0.0):.2f} s (CPU)"
     )
     n = memory.report.records_read

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 from pydantic import ValidationError
+from pydantic_core import SchemaValidator
 
 from mmbus.contracts.catalogue import BY_TYPE_VERSION, LATEST, latest_version, upcast
 from mmbus.contracts.commands import TRUSTED_LOG
@@ -119,9 +120,23 @@ def header_attributes(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, 
     return out
 
 
-# ce_type header bytes -> (newest model, its version as header bytes, type name).
-_FAST: dict[bytes, tuple[type[Message], bytes, str]] = {
-    name.encode(): (cls, str(latest_version(name)).encode(), name) for name, cls in LATEST.items()
+Validate = Callable[..., Any]
+
+
+def _validator(cls: type[Message]) -> Validate:
+    """The model's own JSON validator, called directly: ``model_validate_json`` only adds
+    a Python frame and argument checks around it (about 1 µs of a record's decode)."""
+    validator = cls.__pydantic_validator__
+    if isinstance(validator, SchemaValidator):
+        return validator.validate_json
+    return cls.model_validate_json  # pragma: no cover - a model not built yet
+
+
+# ce_type header bytes -> (the newest model's JSON validator, its version as header
+# bytes, type name).
+_FAST: dict[bytes, tuple[Validate, bytes, str]] = {
+    name.encode(): (_validator(cls), str(latest_version(name)).encode(), name)
+    for name, cls in LATEST.items()
 }
 _TRUSTED: dict[str, Any] = {TRUSTED_LOG: True}
 _NO_HEADERS: dict[str, bytes] = {}
@@ -152,9 +167,9 @@ def _fast(
     entry = _FAST.get(message_type) if message_type is not None else None
     if entry is None or version != entry[1]:
         return None
-    cls, _, type_name = entry
+    validate, _, type_name = entry
     try:
-        message = cls.model_validate_json(value, context=context)
+        message: Message = validate(value, context=context)
     except (ValidationError, ValueError):
         return None
     if message.type != type_name or (message_id is not None and message.id.encode() != message_id):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # delivery imports this module; the state is only read here
@@ -55,31 +56,54 @@ class Aggregate:
 
 def contribution(m: MessageState) -> tuple[AggregateKey, dict[str, int]] | None:
     """What one message adds to its campaign/template/route/day row (from its state alone)."""
-    first = m.requested_at or min((when for _, when in m.times), default=None)
+    times = m.times
+    first = m.requested_at or min((when for _, when in times), default=None)
     if first is None:
         return None
-    key = AggregateKey(
-        campaign_id=m.campaign_id or "",
-        template_name=m.template_name or "",
-        route=m.endpoint or "not_sent",
-        day=first.date().isoformat(),
-    )
-    reached = {name for name, _ in m.times}
-    counts = {
-        "requested": int(m.requested_at is not None),
-        "accepted": int(m.outcome == "accepted"),
-        "sent": int(not _SENT.isdisjoint(reached)),
-        "delivered": int(not _DELIVERED.isdisjoint(reached)),
-        "read": int("read" in reached),
-        "failed": int(m.state == "failed"),
-        "suppressed": int(m.outcome == "suppressed"),
-        "rejected": int(m.outcome == "rejected"),
-        "indeterminate": int(m.outcome == "indeterminate" and m.status is None),
-        "fell_back": int(m.fell_back),
-    }
+    key = _key(m.campaign_id or "", m.template_name or "", m.endpoint or "not_sent", first)
+    # Only the counts a message reaches are set, in COUNTS order: once per message
+    # in a replay's end, and per changed message per batch live.
+    counts: dict[str, int] = {}
+    if m.requested_at is not None:
+        counts["requested"] = 1
+    outcome = m.outcome
+    if outcome == "accepted":
+        counts["accepted"] = 1
+    if times:
+        reached = {name for name, _ in times}
+        if not _SENT.isdisjoint(reached):
+            counts["sent"] = 1
+        if not _DELIVERED.isdisjoint(reached):
+            counts["delivered"] = 1
+        if "read" in reached:
+            counts["read"] = 1
+    if m.status == "failed" or outcome == "failed":  # m.state == "failed"
+        counts["failed"] = 1
+    if outcome == "suppressed":
+        counts["suppressed"] = 1
+    elif outcome == "rejected":
+        counts["rejected"] = 1
+    elif outcome == "indeterminate" and m.status is None:
+        counts["indeterminate"] = 1
+    if m.fell_back:
+        counts["fell_back"] = 1
     if m.pricing is not None and m.pricing.billable:
         counts[f"billable.{m.pricing.category or 'unknown'}"] = 1
-    return key, {name: n for name, n in counts.items() if n}
+    return key, counts
+
+
+_KEYS: dict[tuple[str, str, str, date], AggregateKey] = {}
+
+
+def _key(campaign_id: str, template_name: str, route: str, first: datetime) -> AggregateKey:
+    """Keys repeat (a campaign's messages share a few): one shared, immutable value each,
+    found by the day's date rather than building its text per message."""
+    found = _KEYS.get((campaign_id, template_name, route, first.date()))
+    if found is None:
+        found = AggregateKey(campaign_id, template_name, route, first.date().isoformat())
+        if len(_KEYS) < 4096:  # odd values are not kept
+            _KEYS[(campaign_id, template_name, route, first.date())] = found
+    return found
 
 
 def add_counts(a: dict[str, int], b: dict[str, int], sign: int = 1) -> dict[str, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from mmbus.contracts.commands import SendTemplate
 from mmbus.contracts.envelope import Message
@@ -78,13 +78,15 @@ def count_key(click: Click) -> str:
 
 def count_all(clicks: Iterable[Click]) -> dict[str, ClickCount]:
     """Every per-token, per-day count, from the clicks: what the live increments add up to."""
-    counts: dict[str, ClickCount] = {}
+    # Summed per (token, date) first: one ClickCount per row, not one per click.
+    per_day: dict[tuple[str, date], int] = {}
     for click in clicks:
-        key = count_key(click)
-        current = counts.get(key)
-        counts[key] = ClickCount(
-            click.tracking_token, click.day, (current.clicks if current else 0) + 1
-        )
+        at = (click.tracking_token, click.time.date())
+        per_day[at] = per_day.get(at, 0) + 1
+    counts: dict[str, ClickCount] = {}
+    for (token, day), n in per_day.items():
+        text = day.isoformat()
+        counts[f"{token}|{text}"] = ClickCount(token, text, n)
     return counts
 
 

@@ -2,16 +2,24 @@
 
 A directory holds the plan (``plan.json``) and one file per worker
 (``part-<n>.jsonl``): a header line (the plan's id, the worker, its segments
-and tallies), then one line per entity, ``["kind","key"]<TAB><canonical JSON>``,
-the same documents the store holds and the digest is taken over. Nothing in a
-file is executed; it is parsed and validated as the store's rows are when a
-projector reloads them. A file is written under a temporary name and renamed
-when complete, so a reader never sees half of one.
+and tallies), then one line per chunk of up to ``CHUNK`` entities of one kind,
+``kind<TAB>{"key": <canonical JSON>, ...}``, each entity the same document the
+store holds and the digest is taken over. Nothing in a file is executed; it is
+parsed and validated as the store's rows are when a projector reloads them. A
+file is written under a temporary name and renamed when complete, so a reader
+never sees half of one.
+
+A chunk is serialised in one call, which makes writing the file, while the
+joiner waits for it, about a third cheaper than a call per entity (reading
+costs the same either way: the validation is the cost); a chunk rather than a
+whole kind keeps the memory of a large state bounded. Files of the first
+format, one line per entity, are still read.
 """
 
 from __future__ import annotations
 
 import os
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +28,11 @@ import orjson
 from services.projections.join import Partial, Tally
 from services.projections.plan import PlanError, ReplayPlan
 from services.projections.projection import DERIVED_KINDS, choose
-from services.projections.rows import dump_doc, load_doc
+from services.projections.rows import dump_doc, load_doc, load_table
 
-PART_FORMAT = "mmbus-replay-partial/1"
+PART_FORMAT = "mmbus-replay-partial/2"
+LINE_PER_ENTITY = "mmbus-replay-partial/1"
+CHUNK = 1024
 PLAN_FILE = "plan.json"
 
 
@@ -70,14 +80,10 @@ def write_partial(path: Path, partial: Partial, *, plan_id: str, shard: int) -> 
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as out:
         out.write(orjson.dumps(header) + b"\n")
-        lines = []
         for kind, table in partial.entities.items():
-            for key, state in table.items():
-                lines.append(orjson.dumps([kind, key]) + b"\t" + dump_doc(state) + b"\n")
-                if len(lines) >= 4096:
-                    out.writelines(lines)
-                    lines.clear()
-        out.writelines(lines)
+            entities = iter(table.items())
+            while chunk := dict(islice(entities, CHUNK)):
+                out.write(kind.encode() + b"\t" + dump_doc(chunk) + b"\n")
     os.replace(tmp, path)
 
 
@@ -85,17 +91,22 @@ def read_partial(path: Path, *, plan_id: str | None = None) -> tuple[int, Partia
     """(the worker's index, its partial state); refused if it belongs to another plan."""
     with path.open("rb") as src:
         header = orjson.loads(src.readline())
-        if header.get("format") != PART_FORMAT:
+        if header.get("format") not in (PART_FORMAT, LINE_PER_ENTITY):
             raise PlanError(f"{path} is not a replay worker's output")
         if plan_id is not None and header["plan"] != plan_id:
             raise PlanError(f"{path} belongs to plan {header['plan']}, not {plan_id}")
         specs = choose(header["projections"])
         entities: dict[str, dict[str, Any]] = {}
+        chunked = header["format"] == PART_FORMAT
         try:
             for line in src:
                 head, doc = line.rstrip(b"\n").split(b"\t", 1)
-                kind, key = orjson.loads(head)
-                entities.setdefault(kind, {})[key] = load_doc(kind, doc)
+                if chunked:
+                    kind = head.decode()
+                    entities.setdefault(kind, {}).update(load_table(kind, doc))
+                else:
+                    kind, key = orjson.loads(head)
+                    entities.setdefault(kind, {})[key] = load_doc(kind, doc)
         except (ValueError, TypeError, KeyError) as exc:
             raise PlanError(f"{path} is not a readable partial state: {exc}") from exc
     segments = {

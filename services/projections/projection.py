@@ -160,9 +160,8 @@ class Projection:
             self._fold("portfolio", business, onboarding.evolve_portfolio, event)
 
     def _number(self, event: Message) -> None:
-        number = onboarding.number_of(event)
-        if number:
-            self._fold("number", number[0], onboarding.evolve_number, event)
+        # Routed only for the types number_of names a number for (see _routes).
+        self._fold("number", event.data.phone_number_id, onboarding.evolve_number, event)
 
     def _recipient(self, event: Message) -> None:
         for user in recipient_keys(event):

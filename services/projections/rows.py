@@ -35,6 +35,9 @@ KIND_TYPES: dict[str, Any] = {
     "token": TokenState,
 }
 _ADAPTERS = {kind: TypeAdapter(cls) for kind, cls in KIND_TYPES.items()}
+# Partial states' chunks, validated a table at a time (a type built from each kind's
+# class at import time, which mypy cannot follow).
+_TABLES = {kind: TypeAdapter(dict[str, cls]) for kind, cls in KIND_TYPES.items()}  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,13 @@ def dump_doc(state: Any) -> bytes:
 
 def load_doc(kind: str, doc: bytes | str) -> Any:
     return _ADAPTERS[kind].validate_json(doc)
+
+
+def load_table(kind: str, doc: bytes | str) -> dict[str, Any]:
+    """Entities of one kind by key, from one JSON object (each validated as by
+    :func:`load_doc`, in one call)."""
+    table: dict[str, Any] = _TABLES[kind].validate_json(doc)
+    return table
 
 
 def row_of(kind: str, key: str, state: Any, doc: bytes) -> Row:
@@ -127,8 +137,11 @@ class Fingerprints:
         }
 
     def add(self, kind: str, key: str, doc: bytes) -> None:
-        _line(self._all, kind, key, doc)
-        _line(self._of_kind[kind], kind, key, doc)
+        # The line built once and fed whole to both hashes: the same bytes as
+        # _line's six updates, at two calls a row instead of twelve.
+        line = b"".join((kind.encode(), b"\t", key.encode(), b"\t", doc, b"\n"))
+        self._all.update(line)
+        self._of_kind[kind].update(line)
 
     def digests(self) -> dict[str, str]:
         out = {name: h.hexdigest() for name, h in self._each.items()}

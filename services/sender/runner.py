@@ -13,7 +13,8 @@ Guarantees, and where they come from:
   command with a result and reports one with an attempt and no result as
   ``send.indeterminate`` (policy ``do_not_resend``, the default).
 - **Order per recipient, concurrency across recipients** (:mod:`services.sender.lanes`),
-  **throughput** per business number (:mod:`services.sender.ratelimit`).
+  **throughput** per business number (:mod:`services.sender.ratelimit`), commands
+  taken from every partition in turn (:mod:`services.sender.intake`).
 
 This module owns the Kafka side: the consume loop, the gate that holds a new
 partition's records until its ledger is rebuilt, the drain of revoked

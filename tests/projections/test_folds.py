@@ -12,11 +12,13 @@ from mmbus.contracts.envelope import Message
 from mmbus.folds import evolve_recipient, evolve_template, evolve_waba
 from services.projections.delivery import (
     MessageState,
+    Pricing,
     contribution,
     evolve_message,
     fact,
     file_fact,
 )
+from services.projections.message import state_with
 from services.projections.onboarding import (
     evolve_number,
     evolve_portfolio,
@@ -206,6 +208,94 @@ def test_clicks_count_once_per_webhook_and_join_campaigns_by_token() -> None:
     (count,) = p.entities["click_count"].values()
     assert count.clicks == 2
     assert p.entities["token"]["tok-spring"].campaign_id == "spring"
+
+
+def test_derived_rows_computed_once_equal_the_live_increments() -> None:
+    """A replay derives click counts and aggregates once from the final entities
+    (count_all, aggregate_all); a live projector moves them per batch: same rows."""
+    events: list[Message] = []
+    for n in range(1, 9):
+        events += [command(n, n * 40_000, labels={"tracking_token": f"tok|{n % 3}"})]
+        events.append(accepted(n, n * 40_000 + 2))
+        events += [status(n, "delivered", n * 40_000 + 5), click(f"tok|{n % 3}", n, n * 50_000)]
+        events.append(click(f"tok|{n % 3}", n + 100, n * 30_000))  # another day, some
+    live, replayed = Projection(choose(None)), Projection(choose(None), incremental=False)
+    for event in events:
+        live.apply(event)
+        replayed.apply(event)
+    live.forget_dirty()
+    replayed.settle()
+    for kind in ("click_count", "aggregate"):
+        assert live.entities[kind] == replayed.entities[kind]
+        assert len(live.entities[kind]) > 1
+    assert live.digest() == replayed.digest()
+
+
+def _contribution_as_specified(m: MessageState) -> dict[str, int] | None:
+    """The counts rule spelt out field by field (the first form of ``contribution``)."""
+    first = m.requested_at or min((when for _, when in m.times), default=None)
+    if first is None:
+        return None
+    reached = {name for name, _ in m.times}
+    counts = {
+        "requested": int(m.requested_at is not None),
+        "accepted": int(m.outcome == "accepted"),
+        "sent": int(bool(reached & {"sent", "delivered", "read"})),
+        "delivered": int(bool(reached & {"delivered", "read"})),
+        "read": int("read" in reached),
+        "failed": int(m.state == "failed"),
+        "suppressed": int(m.outcome == "suppressed"),
+        "rejected": int(m.outcome == "rejected"),
+        "indeterminate": int(m.outcome == "indeterminate" and m.status is None),
+        "fell_back": int(m.fell_back),
+    }
+    if m.pricing is not None and m.pricing.billable:
+        counts[f"billable.{m.pricing.category or 'unknown'}"] = 1
+    return {name: n for name, n in counts.items() if n}
+
+
+_OUTCOMES = (None, "accepted", "rejected", "suppressed", "indeterminate", "failed")
+_STATUSES = (None, "sent", "delivered", "read", "failed")
+_REACHED = ((), ("sent",), ("delivered", "sent"), ("delivered", "read", "sent"), ("failed",))
+_PRICINGS = (
+    None,
+    Pricing("marketing", True, None, None),
+    Pricing("marketing_lite", False, None, None),
+    Pricing(None, True, None, None),
+)
+
+
+@given(
+    st.sampled_from(_OUTCOMES),
+    st.sampled_from(_STATUSES),
+    st.sampled_from(_REACHED),
+    st.sampled_from(_PRICINGS),
+    st.sampled_from((None, "marketing_messages", "messages")),
+    st.booleans(),
+)
+@settings(max_examples=400, deadline=None)
+def test_contribution_counts_as_specified(
+    outcome: str | None,
+    status_: str | None,
+    reached: tuple[str, ...],
+    pricing: Pricing | None,
+    endpoint: str | None,
+    requested: bool,
+) -> None:
+    m = state_with(
+        key="m",
+        outcome=outcome,
+        status=status_,
+        times=tuple((name, at(i + 3)) for i, name in enumerate(reached)),
+        pricing=pricing,
+        endpoint=endpoint,
+        requested_at=at(1) if requested else None,
+    )
+    part = contribution(m)
+    expected = _contribution_as_specified(m)
+    assert (part[1] if part is not None else None) == expected
+    if part is not None and expected is not None:
+        assert list(part[1]) == list(expected)  # the same order, too
 
 
 # ------------------------------------------------------------ onboarding

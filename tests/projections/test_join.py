@@ -30,6 +30,7 @@ from mmbus.folds import (
     join_waba,
 )
 from mmbus.partitioner import partition_for
+from services.projections import partial as partial_file
 from services.projections.clicks import TokenState, join_tokens
 from services.projections.join import Partial, Tally, join, join_all, join_messages
 from services.projections.onboarding import (
@@ -39,7 +40,7 @@ from services.projections.onboarding import (
     join_portfolios,
 )
 from services.projections.partial import read_partial, write_partial
-from services.projections.projection import Projection, choose
+from services.projections.projection import Projection, choose, dump_doc
 from tests.projections import events as ev
 from tests.projections.events import at
 from tests.projections.test_golden_log import GOLDEN
@@ -140,6 +141,33 @@ def test_a_partial_state_survives_its_file(tmp_path: Path) -> None:
     write_partial(tmp_path / "part-1.jsonl", b, plan_id="p", shard=1)
     shard, back = read_partial(tmp_path / "part-1.jsonl", plan_id="p")
     assert shard == 1
+    same(back, b)
+    same(join(a, back), WHOLE)
+
+
+def test_a_partial_state_survives_its_file_in_many_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, b = split([i % 2 for i in range(len(UNITS))], 2)
+    monkeypatch.setattr(partial_file, "CHUNK", 2)
+    write_partial(tmp_path / "part-1.jsonl", b, plan_id="p", shard=1)
+    entities = sum(len(table) for table in b.entities.values())
+    assert len((tmp_path / "part-1.jsonl").read_bytes().splitlines()) > 1 + entities // 2
+    _, back = read_partial(tmp_path / "part-1.jsonl", plan_id="p")
+    same(back, b)
+
+
+def test_a_partial_state_in_the_first_file_format_is_still_read(tmp_path: Path) -> None:
+    """One line per entity (``["kind","key"]<TAB><doc>``), as workers wrote before
+    chunks: a joiner reads the files of workers not yet upgraded."""
+    a, b = split([i % 2 for i in range(len(UNITS))], 2)
+    write_partial(tmp_path / "part-1.jsonl", b, plan_id="p", shard=1)
+    header = (tmp_path / "part-1.jsonl").read_bytes().split(b"\n", 1)[0]
+    lines = [header.replace(b"mmbus-replay-partial/2", b"mmbus-replay-partial/1")]
+    for kind, table in b.entities.items():
+        lines += [orjson.dumps([kind, key]) + b"\t" + dump_doc(s) for key, s in table.items()]
+    (tmp_path / "part-1.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    _, back = read_partial(tmp_path / "part-1.jsonl", plan_id="p")
     same(back, b)
     same(join(a, back), WHOLE)
 

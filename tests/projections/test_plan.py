@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.projections.plan import PlanError, ReplayPlan, Span, split, weight
+from services.projections.plan import PlanError, ReplayPlan, Span, share, split, weight
 
 SPLIT_CASES = [
     ("one worker takes everything", [5, 3, 0], 1, ((0, 1, 2),)),
@@ -51,3 +51,21 @@ def test_a_plan_survives_its_file_format() -> None:
         plan.shard(2)
     with pytest.raises(PlanError):
         ReplayPlan.from_dict({**plan.as_dict(), "format": "something else"})
+
+
+def test_a_partition_of_the_streams_keyed_alike_goes_to_one_worker() -> None:
+    """send.commands[p] and send.events[p] hold the same senders' records: one worker
+    folds both, so a message's send side is never split; other partitions share out."""
+    spans = [
+        *(Span("p.send.commands", n, 0, 10 * (n + 1)) for n in range(3)),
+        *(Span("p.send.events", n, 0, 20 * (n + 1)) for n in range(3)),
+        *(Span("p.message.status", n, 0, 40) for n in range(3)),
+    ]
+    for workers in (1, 2, 3, 4):
+        shards = share(spans, "p.", workers)
+        assert sorted(i for shard in shards for i in shard) == list(range(len(spans)))
+        for n in range(3):
+            (holder,) = [w for w, shard in enumerate(shards) if n in shard]
+            assert 3 + n in shards[holder]  # the events of the same partition
+    # Units weigh 35, 70, 105 (commands 1.5 each) and 40 each: largest first, lightest share first.
+    assert share(spans, "p.", 2) == ((1, 4, 6, 8), (0, 2, 3, 5, 7))
