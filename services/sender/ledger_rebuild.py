@@ -9,6 +9,7 @@ without a checkpoint) up to the end it saw, then returns the new checkpoints.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -33,23 +34,34 @@ async def rebuild_ledger(
     started = time.perf_counter()
     events_topic = topic_name(Stream.SEND_EVENTS, settings.topic_prefix)
     commands_topic = topic_name(Stream.SEND_COMMANDS, settings.topic_prefix)
-    checkpoints = await _stored_checkpoints(settings, commands_topic, partitions)
     consumer = AIOKafkaConsumer(
         client_id="mmbus-sender-ledger",
         enable_auto_commit=False,
+        # The broker answers a connection's requests in turn: the offsets asked for after
+        # the scan waited behind a fetch held open for new records, 500 ms by default.
+        fetch_max_wait_ms=50,
         **settings.kafka_client_options(),
     )
-    await consumer.start()
+    tps = [TopicPartition(events_topic, p) for p in partitions]
+    command_tps = [TopicPartition(commands_topic, p) for p in partitions]
+    # Independent look-ups, at once: the group's checkpoints (an admin client) and the
+    # partitions' bounds. Every assignment waits for them before its first command.
+    stored = asyncio.create_task(_stored_checkpoints(settings, commands_topic, partitions))
     try:
-        tps = [TopicPartition(events_topic, p) for p in partitions]
-        consumer.assign(tps)
+        await consumer.start()
+        # The commands' partitions are never read, only their end at the close: assigned
+        # (and paused) so the consumer's metadata knows them. Asked about partitions it
+        # did not know, the consumer took a second to refresh its metadata first.
+        consumer.assign(tps + command_tps)
+        consumer.pause(*command_tps)
         beginnings = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)
+        checkpoints = await stored
         # Events of commands not yet committed are at or after the checkpoint.
         committed_from = {
             tp: max(beginnings[tp], checkpoints.get(tp.partition, beginnings[tp])) for tp in tps
         }
-        window = await _window_start(settings, consumer, tps, end)
+        window = await _window_start(settings, consumer, beginnings, end)
         scanned_from = {
             tp: rebuild_from(
                 beginning=beginnings[tp],
@@ -73,9 +85,10 @@ async def rebuild_ledger(
                         ledger.apply(event)
                         count += 1
         # Read after the scan: every result scanned belongs to a command before this end.
-        command_tps = [TopicPartition(commands_topic, p) for p in partitions]
         commands_end = await consumer.end_offsets(command_tps)
     finally:
+        stored.cancel()
+        await asyncio.gather(stored, return_exceptions=True)
         await consumer.stop()
     rebuilt = {
         tp.partition: LedgerCheckpoint(
@@ -99,16 +112,18 @@ async def rebuild_ledger(
 async def _window_start(
     settings: SenderSettings,
     consumer: AIOKafkaConsumer,
-    tps: list[TopicPartition],
+    beginnings: dict[TopicPartition, int],
     end: dict[TopicPartition, int],
 ) -> dict[TopicPartition, int]:
     """The first send event inside the idempotency window, per partition (0: no limit)."""
     window_s = settings.sender_idempotency_window_s
     if window_s is None:
-        return dict.fromkeys(tps, 0)
-    since_ms = int((time.time() - window_s) * 1000)
-    found = await consumer.offsets_for_times(dict.fromkeys(tps, max(0, since_ms)))
-    return {tp: found[tp].offset if found.get(tp) is not None else end[tp] for tp in tps}
+        return dict.fromkeys(end, 0)
+    # An empty partition has nothing to find (a first start): not asked.
+    asked = [tp for tp in end if end[tp] > beginnings[tp]]
+    since_ms = max(0, int((time.time() - window_s) * 1000))
+    found = await consumer.offsets_for_times(dict.fromkeys(asked, since_ms)) if asked else {}
+    return {tp: found[tp].offset if found.get(tp) is not None else end[tp] for tp in end}
 
 
 async def _stored_checkpoints(
