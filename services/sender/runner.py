@@ -13,8 +13,7 @@ Guarantees, and where they come from:
   command with a result and reports one with an attempt and no result as
   ``send.indeterminate`` (policy ``do_not_resend``, the default).
 - **Order per recipient, concurrency across recipients** (:mod:`services.sender.lanes`),
-  **throughput** per business number (:mod:`services.sender.ratelimit`), commands
-  taken from every partition in turn (:mod:`services.sender.intake`).
+  **throughput** per business number (:mod:`services.sender.ratelimit`).
 
 This module owns the Kafka side: the consume loop, the gate that holds a new
 partition's records until its ledger is rebuilt, the drain of revoked
@@ -43,7 +42,7 @@ from aiokafka.structs import ConsumerRecord
 
 from mmbus.contracts.topics import Stream, topic_name
 from services.common.logging import get_logger
-from services.sender import intake, runtime
+from services.sender import runtime
 from services.sender.clients import command_consumer, event_producer
 from services.sender.commits import Commits
 from services.sender.graph import GraphClient
@@ -162,7 +161,7 @@ class Sender:
         )
         try:
             # Stopped at once, not when intake next looks: it may be waiting for a slot
-            # that a paced number frees once a second.
+            # of the in-flight window, which paced numbers free slowly.
             await runtime.unless_stopped(self._consume(stop), stop)
         finally:
             committer.cancel()
@@ -176,19 +175,18 @@ class Sender:
         assert self._consumer is not None
         self.consuming.set()
         while not stop.is_set() and self.fatal is None:
-            batches = await intake.take(
-                self._consumer, self.tasks, self.settings.sender_max_in_flight
-            )
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=100)
             for tp, records in batches.items():
-                for record in records:
+                for i, record in enumerate(records, 1):
                     await self._slots.acquire()
                     if tp in self.closing:
                         self._slots.release()
                         break
                     self._start(tp, record)
-                # Let admitted calls go out between turns: a long intake turn would
-                # hold them back and bunch them at the API.
-                await asyncio.sleep(0)
+                    if i % 20 == 0:
+                        # Let admitted calls go out between chunks of intake: a long
+                        # intake turn would hold them back and bunch them at the API.
+                        await asyncio.sleep(0)
 
     def _start(self, tp: TopicPartition, record: Record) -> None:
         assert self._handler is not None

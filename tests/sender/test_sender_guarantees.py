@@ -278,8 +278,11 @@ async def test_kill_9_mid_run_loses_nothing_and_sends_nothing_twice(
         restarted["scanned_from"][p] == offset for p, offset in restarted["checkpoints"].items()
     ), "with no idempotency window the rebuild starts exactly at each checkpoint"
     # The commits moved while the first sender worked (oldest commands first), so the
-    # restart read the tail of the send events, not all of them.
-    assert all(offset > 0 for offset in restarted["checkpoints"].values()), restarted
+    # restart read the tail of the send events, not all of them. Not every partition's
+    # need have moved: one of its first commands still unfinished at the kill (retrying,
+    # backing off) keeps the partition's checkpoint at that command's first event, as
+    # it must (seen since the ledger rebuild got faster and the first calls came sooner).
+    assert any(offset > 0 for offset in restarted["checkpoints"].values()), restarted
     assert restarted["events"] < len(snapshot), restarted
 
 
