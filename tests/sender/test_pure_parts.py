@@ -286,6 +286,7 @@ async def test_drain_lets_a_command_in_its_api_call_finish_the_call_then_stops_i
 async def test_intake_waiting_for_a_slot_stops_when_the_sender_is_stopped() -> None:
     from services.sender.permits import Permits
     from services.sender.runtime import unless_stopped
+    from tests.waiting import eventually
 
     slots, stop, taken = Permits(1), asyncio.Event(), []
 
@@ -295,7 +296,7 @@ async def test_intake_waiting_for_a_slot_stops_when_the_sender_is_stopped() -> N
             taken.append(record)
 
     stopping = asyncio.create_task(unless_stopped(intake(), stop))
-    await asyncio.sleep(0)
+    await eventually(lambda: slots.waiting == 1, within_s=5, what="intake waiting for a slot")
     stop.set()
     await asyncio.wait_for(stopping, 5)
     assert taken == [0]
