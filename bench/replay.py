@@ -131,7 +131,7 @@ def bench_settings(bootstrap: str) -> CommonSettings:
     )
 
 
-ROUNDS = 2
+ROUNDS = 3
 
 
 def best(runs: list[Run]) -> Run:

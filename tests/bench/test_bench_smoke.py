@@ -35,6 +35,11 @@ async def test_the_sender_benchmark_runs_every_variant(
     ):
         assert row in report, f"{row!r} missing from:\n{report}"
     assert "CPU ms/send" in report, report
+    # The pair the target is set on ran in two rounds, each round's figures printed.
+    rounds = [line for line in report.splitlines() if line.startswith("rounds (")]
+    assert len(rounds) == 1, report
+    assert rounds[0].count(" = ") == 2, report
+    assert "best of 2" in rounds[0], report
 
 
 async def test_the_replay_benchmark_runs_and_both_stores_agree(
