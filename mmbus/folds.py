@@ -135,14 +135,8 @@ def evolve_recipient(
     user = key or next(iter(recipient_keys(event)), None)
     if user is None:
         return state
-    if isinstance(event, UserMarketingPreferenceChanged):
-        d = event.data
-        stop = d.preference.lower() == "stop"
-        if d.preference.lower() not in {"stop", "resume"} or not _newer(state, event):
-            return state
-        return RecipientState(
-            user_id=user, stopped_marketing=stop, since=event.time, because=event.id
-        )
+    # Statuses first: every one asks, and a miss against a pydantic model class costs
+    # a call of its metaclass's __instancecheck__.
     if isinstance(event, MessageStatus):
         st = event.data
         if (
@@ -153,6 +147,15 @@ def evolve_recipient(
             return RecipientState(
                 user_id=user, stopped_marketing=True, since=event.time, because=event.id
             )
+        return state
+    if isinstance(event, UserMarketingPreferenceChanged):
+        d = event.data
+        stop = d.preference.lower() == "stop"
+        if d.preference.lower() not in {"stop", "resume"} or not _newer(state, event):
+            return state
+        return RecipientState(
+            user_id=user, stopped_marketing=stop, since=event.time, because=event.id
+        )
     return state
 
 

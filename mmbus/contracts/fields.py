@@ -19,12 +19,13 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BeforeValidator,
+    GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     Strict,
     StringConstraints,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, core_schema
 
 
 class JsonSchema:
@@ -61,16 +62,35 @@ class AlsoAccepts:
         return {"anyOf": [handler(core_schema), *self._alternatives]}
 
 
-def _matching(pattern: str, why: str) -> AfterValidator:
-    regex = re.compile(pattern)
+class _Matching:
+    """The string matches ``pattern``, or fails as a validator raising ``ValueError(why)``
+    does (a ``value_error``, "Value error, " and ``why``; ``why`` as the context's error).
 
-    def check(value: str) -> str:
-        # fullmatch: Python's '$' also matches before a final newline, ECMAScript's does not.
-        if regex.fullmatch(value) is None:
-            raise ValueError(why)
-        return value
+    pydantic-core checks the pattern itself: a Python validator cost a call out of the
+    Rust validation per field, about a fifteenth of decoding a record. Its engine reads
+    '$' as the end of the text, as ``re.fullmatch`` and ECMAScript do, and the patterns
+    use explicit ASCII classes (see the module's docstring), so both engines agree.
+    """
 
-    return AfterValidator(check)
+    __slots__ = ("_pattern", "_why")
+
+    def __init__(self, pattern: str, why: str) -> None:
+        self._pattern, self._why = pattern, why
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        # A string first, as before (its own error); only the pattern's failure is ours.
+        checked = core_schema.custom_error_schema(
+            core_schema.str_schema(pattern=self._pattern),
+            "value_error",
+            custom_error_context={"error": self._why},
+        )
+        return core_schema.chain_schema([handler(source), checked])
+
+
+def _matching(pattern: str, why: str) -> _Matching:
+    return _Matching(pattern, why)
 
 
 # RFC 4122 text form in any case; stored lower-case. No braces, 'urn:uuid:' or

@@ -54,6 +54,7 @@ from services.projections.message import (
     absorb,
     merge,
     state_with,
+    step_of,
 )
 
 # What the query API and the projection adapter import from here; the state,
@@ -119,7 +120,7 @@ def _command_fact(event: SendTemplate) -> Known:
         "tracking_token": c.labels.get(TRACKING_TOKEN_LABEL),
         "requested_at": event.time,
         "times": (("requested", event.time),),
-        "history": (Step(event.time, event.id, event.type, "requested"),),
+        "history": (step_of((event.time, event.id, event.type, "requested")),),
     }
 
 
@@ -133,7 +134,7 @@ def _rejected_fact(event: SendRejected) -> Known | None:
         "outcome": "rejected",
         "outcome_detail": r.reason,
         "times": (("rejected", event.time),),
-        "history": (Step(event.time, event.id, event.type, "rejected"),),
+        "history": (step_of((event.time, event.id, event.type, "rejected")),),
     }
 
 
@@ -174,7 +175,7 @@ def _send_fact(
         template_language=d.template_language,
         endpoint=d.decision.endpoint,
         times=((what, event.time),) if "outcome" in fields else (),
-        history=(Step(event.time, event.id, event.type, what),),
+        history=(step_of((event.time, event.id, event.type, what)),),
         **fields,
     )
 
@@ -204,7 +205,7 @@ def _status_fact(event: MessageStatus) -> Known:
         "error_code": first_error.code if first_error else None,
         "error_title": first_error.title if first_error else None,
         "error_from": (event.time, event.id) if first_error else None,
-        "history": (Step(event.time, event.id, event.type, status),),
+        "history": (step_of((event.time, event.id, event.type, status)),),
     }
 
 

@@ -85,7 +85,9 @@ def evolve_portfolio(state: PortfolioState | None, event: Message) -> PortfolioS
 
 
 # A tuple, not a union: isinstance is several times faster with it, once per event.
-_NUMBERED = (SendAttempted, SendAccepted, MessageStatus)
+# Statuses first: the most frequent, and a miss against a pydantic model class costs a
+# call of its metaclass's __instancecheck__.
+_NUMBERED = (MessageStatus, SendAttempted, SendAccepted)
 
 
 def number_of(event: Message) -> tuple[str, str] | None:

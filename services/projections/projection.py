@@ -34,7 +34,7 @@ from services.projections.aggregates import (
     aggregate_all,
     contribution,
 )
-from services.projections.clicks import Click, ClickCount, count_all, count_key
+from services.projections.clicks import Click, ClickCount, count_all, count_key, join_tokens
 from services.projections.message import MessageState
 from services.projections.rows import Row, digest_lines, dump_doc, load_doc, to_row
 from services.projections.specs import (
@@ -142,10 +142,11 @@ class Projection:
         for handler in handlers:
             handler(event)
 
-    def _fold(self, kind: str, key: str, fold: Any, event: Message, *more: Any) -> None:
+    def _fold(self, kind: str, key: str, fold: Any, fact: Any, *more: Any) -> None:
+        """``fold(state, fact, *more)`` under ``key``: an event, or what one says."""
         table = self.entities[kind]
         before = table.get(key)
-        after = fold(before, event, *more)
+        after = fold(before, fact, *more)
         if after is not None and after is not before and after != before:
             table[key] = after
             if self.incremental:
@@ -178,7 +179,8 @@ class Projection:
     def _token(self, event: Message) -> None:
         token = delivery.token_of(event)
         if token is not None:
-            self._fold("token", token.tracking_token, delivery.evolve_token, event)
+            # evolve_token is this join after token_of, which is known here already.
+            self._fold("token", token.tracking_token, join_tokens, token)
 
     def _message(self, event: Message) -> None:
         seen = delivery.known_of(event)
