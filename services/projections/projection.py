@@ -63,7 +63,9 @@ __all__ = [
 ]
 
 
-Handler = Callable[[Message], None]
+# Unbound, called with the projection: bound methods kept on it made it a cycle, and
+# a replay's whole state waited for a full garbage collection to be freed.
+Handler = Callable[["Projection", Message], None]
 
 
 class Projection:
@@ -95,17 +97,18 @@ class Projection:
                 if t in routes:
                     routes[t].append(handler)
 
+        cls = Projection
         if "onboarding" in self.names:
-            to(("account.updated", "account.onboarding_observed"), self._account)
-            to(("send.attempted", "send.accepted", "message.status"), self._number)
+            to(("account.updated", "account.onboarding_observed"), cls._account)
+            to(("send.attempted", "send.accepted", "message.status"), cls._number)
         if "delivery" in self.names:
-            to(("marketing.link_clicked",), self._click)
-            to(("send.template",), self._token)
-            to(PROJECTIONS["delivery"].types - {"marketing.link_clicked"}, self._message)
+            to(("marketing.link_clicked",), cls._click)
+            to(("send.template",), cls._token)
+            to(PROJECTIONS["delivery"].types - {"marketing.link_clicked"}, cls._message)
         if "suppression" in self.names:
-            to(("user.marketing_preference_changed", "message.status"), self._recipient)
+            to(("user.marketing_preference_changed", "message.status"), cls._recipient)
         if "templates" in self.names:
-            to(PROJECTIONS["templates"].types, self._template)
+            to(PROJECTIONS["templates"].types, cls._template)
         return {t: tuple(handlers) for t, handlers in routes.items()}
 
     def adopt(self, entities: dict[str, dict[str, Any]]) -> None:
@@ -140,7 +143,7 @@ class Projection:
         self.applied += 1
         self.by_type[t] = self.by_type.get(t, 0) + 1
         for handler in handlers:
-            handler(event)
+            handler(self, event)
 
     def _fold(self, kind: str, key: str, fold: Any, fact: Any, *more: Any) -> None:
         """``fold(state, fact, *more)`` under ``key``: an event, or what one says."""

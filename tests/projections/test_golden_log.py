@@ -12,7 +12,9 @@ say why in the commit.
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 from pathlib import Path
 
 import orjson
@@ -44,3 +46,22 @@ def test_the_golden_log_folds_to_the_pinned_digests() -> None:
     messages = projection.entities["message"]
     assert sum(m.state == "failed" for m in messages.values()) == 2
     assert "w:wamid.unknown" in messages
+
+
+def test_a_folded_projection_is_freed_with_its_last_reference() -> None:
+    """No reference cycle holds a state: a replay's is freed when it is dropped, not
+    at some later full garbage collection (which, on the benchmark's log, had 186,070
+    objects to find)."""
+    projection = fold_golden()
+    assert projection.applied > 0
+    message = next(iter(projection.entities["message"].values()))
+    gone = weakref.ref(projection)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        del projection
+        assert gone() is None
+    finally:
+        if was:
+            gc.enable()
+    assert message is not None  # what a caller kept of it stays
