@@ -162,6 +162,14 @@ class NumberPacer:
             pace.recent[0] + self.window_s - now if len(pace.recent) >= limit else 0.0,
         )
 
+    def waiting(self, number: str) -> int:
+        """Calls of this number in line at either gate (a reading, for tests and gauges)."""
+        pace = self._paces.get(number)
+        if pace is None:
+            return 0
+        lines = (pace.slots.waiters, pace.admissions.waiters)
+        return sum(1 for line in lines for _, _, turn in line if not turn.done())
+
     def throttled(self, number: str) -> None:
         pace = self._pace(number)
         pace.factor = max(self.min_factor, pace.factor * 0.5)

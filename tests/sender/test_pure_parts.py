@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +21,7 @@ from services.sender.offsets import (
 )
 from services.sender.outcomes import Delivered, Fail, Retry, Transport, Unknown, backoff_s, classify
 from services.sender.ratelimit import NumberPacer
+from tests.waiting import eventually
 
 
 def _graph(code: int) -> dict[str, object]:
@@ -134,6 +136,12 @@ def test_commit_stops_at_the_lowest_unfinished_offset() -> None:
     assert progress.in_flight == 0
 
 
+async def _settled(condition: Callable[[], bool]) -> None:
+    """Until ``condition`` holds (the calls just started have reached their gate);
+    polled at a millisecond so the pacer's own timing is left alone."""
+    await eventually(condition, within_s=5, poll_s=0.001, what="the calls reaching the gate")
+
+
 async def test_admit_serves_waiting_calls_in_arrival_order() -> None:
     pacer = NumberPacer(default_rate=50, safety=1.0, window_s=0.1)
     order: list[int] = []
@@ -145,7 +153,8 @@ async def test_admit_serves_waiting_calls_in_arrival_order() -> None:
     calls = []
     for i in range(40):
         calls.append(asyncio.create_task(call(i)))
-        await asyncio.sleep(0)  # each call reaches admit before the next one starts
+        # Each call is admitted or in line before the next one starts.
+        await _settled(lambda: len(order) + pacer.waiting("n") >= len(calls))
     await asyncio.gather(*calls)
     assert order == list(range(40)), "an early call was overtaken by later ones"
 
@@ -165,7 +174,7 @@ async def test_the_oldest_command_goes_first_whatever_order_it_arrived_in(gate: 
     calls = []
     for priority in (5, 6, 7, 1, 8, 2):  # 1 and 2 arrive after younger commands
         calls.append(asyncio.create_task(call(priority)))
-        await asyncio.sleep(0)
+        await _settled(lambda: len(order) + pacer.waiting("n") >= len(calls))
     await asyncio.gather(*calls)
     assert order == [1, 2, 5, 6, 7, 8]
 
@@ -202,7 +211,8 @@ async def test_a_late_timer_releases_the_slots_it_missed_at_once() -> None:
         released.append(i)
 
     calls = [asyncio.create_task(call(i)) for i in range(60)]
-    await asyncio.sleep(0)  # every call is in line, the timer is set
+    # Every call in line or, at one slot a millisecond, already let through.
+    await _settled(lambda: len(released) + pacer.waiting("n") == 60)
     _keep_the_loop_busy(0.04)  # 40 slots' worth, as CPU-bound work under load does
     for _ in range(3):  # a few loop turns: the timer fires, late, and the released calls run
         await asyncio.sleep(0)
@@ -215,7 +225,7 @@ async def test_a_cancelled_waiter_does_not_hold_up_the_calls_behind_it() -> None
     await pacer.admit("n")  # the window is now full: the next calls wait
     first = asyncio.create_task(pacer.admit("n"))
     second = asyncio.create_task(pacer.admit("n"))
-    await asyncio.sleep(0)
+    await _settled(lambda: pacer.waiting("n") == 2)  # both in line, first ahead
     first.cancel()
     async with asyncio.timeout(5):
         await second
@@ -255,7 +265,6 @@ async def test_drain_cancels_commands_that_outlive_the_partition() -> None:
 async def test_drain_lets_a_command_in_its_api_call_finish_the_call_then_stops_it() -> None:
     from services.sender.runtime import drain_tasks
     from services.sender.stopping import Stops
-    from tests.waiting import eventually
 
     stops, in_call, answered = Stops(), asyncio.Event(), asyncio.Event()
     steps: list[str] = []
@@ -286,7 +295,6 @@ async def test_drain_lets_a_command_in_its_api_call_finish_the_call_then_stops_i
 async def test_intake_waiting_for_a_slot_stops_when_the_sender_is_stopped() -> None:
     from services.sender.permits import Permits
     from services.sender.runtime import unless_stopped
-    from tests.waiting import eventually
 
     slots, stop, taken = Permits(1), asyncio.Event(), []
 
