@@ -52,7 +52,7 @@ from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
 from services.projections.projection import Projection, choose, streams_for
 from services.projections.replay import replay
-from services.projections.shard import Stages, young_garbage_only
+from services.projections.shard import Stages, state_out_of_gc
 
 Record = tuple[bytes | None, list[tuple[str, bytes]]]
 
@@ -103,7 +103,7 @@ async def raw_consume(
 
 def decode_and_fold(records: list[Record]) -> tuple[float, float]:
     """CPU seconds to decode every record, then to fold the decoded events."""
-    with young_garbage_only():
+    with state_out_of_gc():
         started = time.process_time()
         events = [decode(value, headers, trusted=True) for value, headers in records]
         decoded = time.process_time()

@@ -210,6 +210,7 @@ def _replay_step(
 
     from services.projections import replay as steps
     from services.projections.partial import read_plan, write_plan
+    from services.projections.shard import state_out_of_gc
     from services.projections.store import Store, StoreError
 
     if plan_only:
@@ -235,8 +236,14 @@ def _replay_step(
                 f"{store_url} already holds projections; a replay needs a fresh store "
                 "(a new file or database)"
             )
-        parts = steps.read_parts(directory, plan, range(len(plan.shards)))
-        return steps.complete(plan, parts, store, name="mmbus-replay").as_dict()
+        with state_out_of_gc():  # left once the state is dropped: see its docstring
+            report = steps.complete(
+                plan,
+                steps.read_parts(directory, plan, range(len(plan.shards))),
+                store,
+                name="mmbus-replay",
+            )
+        return report.as_dict()
 
 
 def _print_report(report: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ workers folded it, which is how a replay is compared with the live projection.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import tempfile
 import time
@@ -26,7 +27,7 @@ from services.projections.join import Partial, join_all
 from services.projections.partial import part_path, read_partial, write_partial, write_plan
 from services.projections.plan import PlanError, ReplayPlan, make_plan
 from services.projections.projection import ProjectionSpec
-from services.projections.shard import Progress, Stages, fold_spans, young_garbage_only
+from services.projections.shard import Progress, Stages, fold_spans, state_out_of_gc
 from services.projections.store import Offsets, Store, StoreError
 
 
@@ -77,7 +78,7 @@ async def run_shard(
     stages: Stages | None = None,
 ) -> Partial:
     """Fold one worker's share of the plan; with ``directory``, hand it back as a file."""
-    with young_garbage_only():
+    with state_out_of_gc():
         partial = await fold_spans(
             settings,
             plan.specs,
@@ -94,13 +95,14 @@ async def run_shard(
 def read_parts(directory: Path, plan: ReplayPlan, shards: range) -> list[Partial]:
     """The workers' partial states, as files in ``directory``, checked against the plan."""
     parts = []
-    with young_garbage_only():  # large, long-lived states: see shard.py
+    with state_out_of_gc():  # large, long-lived states: see shard.py
         for shard in shards:
             path = part_path(directory, shard)
             if not path.exists():
                 raise PlanError(f"worker {shard}'s partial state {path} is missing")
             _, partial = read_partial(path, plan_id=plan.id)
             parts.append(partial)
+            gc.freeze()
     return parts
 
 
@@ -113,7 +115,7 @@ def complete(
     stages: Stages | None = None,
 ) -> AuditReport:
     """Join the workers' partial states and finish: the audit report."""
-    with young_garbage_only():
+    with state_out_of_gc():
         started = time.process_time()
         joined = join_all(partials)
         check_complete(plan, joined)
@@ -174,23 +176,36 @@ async def replay(
         plan = await plan_replay(
             settings, specs, workers=workers, until=until, offsets_of=offsets_of
         )
-        if workers == 1:
-            started = time.perf_counter()
-            partial = await run_shard(settings, plan, 0, progress=progress, stages=stages)
-            if stages is not None:
-                stages.wall["workers"] = time.perf_counter() - started
-            report = complete(plan, [partial], store, name=name, stages=stages)
-        else:
-            with tempfile.TemporaryDirectory(prefix="mmbus-replay-") as tmp:
-                where = directory or Path(tmp)
-                write_plan(where, plan)
-                report = await _fan_out(settings, plan, where, store, name, progress, stages)
+        # The state is dropped inside: see state_out_of_gc.
+        with state_out_of_gc():
+            if workers == 1:
+                report = await _one(settings, plan, store, name, progress, stages)
+            else:
+                with tempfile.TemporaryDirectory(prefix="mmbus-replay-") as tmp:
+                    where = directory or Path(tmp)
+                    write_plan(where, plan)
+                    report = await _fan_out(settings, plan, where, store, name, progress, stages)
         if until is not None:
             report.until = until.isoformat()  # as asked, not as rounded to milliseconds
         return report
     finally:
         if store is not None:
             store.close()
+
+
+async def _one(
+    settings: CommonSettings,
+    plan: ReplayPlan,
+    store: Store | None,
+    name: str,
+    progress: Progress | None,
+    stages: Stages | None,
+) -> AuditReport:
+    started = time.perf_counter()
+    partial = await run_shard(settings, plan, 0, progress=progress, stages=stages)
+    if stages is not None:
+        stages.wall["workers"] = time.perf_counter() - started
+    return complete(plan, [partial], store, name=name, stages=stages)
 
 
 async def _fan_out(

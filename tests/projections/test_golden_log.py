@@ -21,6 +21,7 @@ import orjson
 
 from mmbus.contracts.codec import DecodeFailure, decode
 from services.projections.projection import Projection, choose
+from services.projections.shard import state_out_of_gc
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -65,3 +66,24 @@ def test_a_folded_projection_is_freed_with_its_last_reference() -> None:
         if was:
             gc.enable()
     assert message is not None  # what a caller kept of it stays
+
+
+def test_the_replay_keeps_its_state_out_of_collections_until_the_outermost_use_ends() -> None:
+    """A batch's survivors are frozen, never walked; only the outermost use gives them
+    back to the collector and turns it on again (an inner use ending, as run_shard's
+    does inside replay's, must not expose the state to a collection)."""
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        with state_out_of_gc():
+            assert not gc.isenabled()
+            with state_out_of_gc():
+                gc.freeze()
+                assert gc.get_freeze_count() > 0
+            assert not gc.isenabled()
+            assert gc.get_freeze_count() > 0
+        assert gc.isenabled()
+        assert gc.get_freeze_count() == 0
+    finally:
+        if not was:
+            gc.disable()

@@ -9,6 +9,7 @@ Kafka and a directory.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -58,6 +59,9 @@ async def test_every_worker_count_and_point_in_time_gives_the_same_digest(
             assert report.digests["all"] == digest, (until, workers)
             assert report.records_read == len(before if until else before + after)
             assert report.workers == workers
+            # The collector as the replay found it: on, nothing left frozen (shard.py).
+            assert gc.isenabled()
+            assert gc.get_freeze_count() == 0
     into_sqlite = await replay(
         kafka_settings, specs, store_url=f"sqlite:///{tmp_path / 'r.db'}", until=cut, workers=2
     )
