@@ -36,19 +36,21 @@ def print_stages(
     one_fold, two_fold = memory.stages.wall["workers"], two.stages.wall["workers"]
     after = two.stages.seconds
     print(
-        f"2 workers: folding {two_fold:.2f} s, until the other's partial state is written "
-        f"(1 worker, folding: {one_fold:.2f} s), then reading it "
-        f"{after.get('read partials', 0.0):.2f} s, joining {after.get('join', 0.0):.2f} s, "
-        f"deriving and fingerprinting "
-        f"{after.get('aggregates', 0.0) + after.get('rows+digest', 0.0):.2f} s (CPU)"
+        f"2 workers: {two_fold:.2f} s until every worker's share is finished "
+        f"(1 worker, folding: {one_fold:.2f} s); worker 0's CPU after its fold: "
+        f"exchange {after.get('exchange', 0.0):.2f} s, join {after.get('join', 0.0):.2f} s, "
+        f"aggregates {after.get('aggregates', 0.0):.2f} s, "
+        f"rows {after.get('rows+digest', 0.0):.2f} s; then merging every share "
+        f"{after.get('merge', 0.0) + after.get('store', 0.0):.2f} s"
     )
     n = memory.report.records_read
     stages = [
         ("fetch (raw consumer)", raw_cpu * n),
         ("decode (trusted)", decode_s * n / written),
         ("fold", fold_s * n / written),
-        ("join of 2 partial states (2 workers)", two.stages.seconds.get("join", 0.0)),
-        ("partial state files (2 workers, read)", two.stages.seconds.get("read partials", 0.0)),
+        ("exchange of entities (2 workers, worker 0)", two.stages.seconds.get("exchange", 0.0)),
+        ("join of its share (2 workers, worker 0)", two.stages.seconds.get("join", 0.0)),
+        ("merge of the shares (2 workers)", two.stages.seconds.get("merge", 0.0)),
         ("aggregates and click counts", memory.stages.seconds.get("aggregates", 0.0)),
         ("rows + digest", memory.stages.seconds.get("rows+digest", 0.0)),
         ("store load (SQLite)", sqlite.stages.seconds.get("store", 0.0)),

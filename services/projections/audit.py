@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from services.projections.join import Tally
 from services.projections.message import MessageState
-from services.projections.projection import Projection
+from services.projections.projection import Projection, ProjectionSpec
 from services.projections.rows import Fingerprints, Row, dump_doc, row_of
 from services.projections.shard import Stages
 from services.projections.store import Offsets, Store, StoreError
@@ -44,12 +45,11 @@ class AuditReport:
         }
 
 
-def audit(projection: Projection, tally: Tally, digests: dict[str, str]) -> AuditReport:
-    """What the rebuilt state holds, and what in it deserves a second look."""
-    anomalies: Counter[str] = Counter(tally.undecodable)
+def findings(messages: Iterable[MessageState]) -> tuple[Counter[str], Counter[str]]:
+    """Messages per state, and the anomalies among them (sums over any split of them)."""
+    anomalies: Counter[str] = Counter()
     states: Counter[str] = Counter()
-    for m in projection.entities.get("message", {}).values():
-        assert isinstance(m, MessageState)
+    for m in messages:
         states[m.state] += 1
         if m.command_id is None:
             anomalies["status_for_unknown_message"] += 1
@@ -61,15 +61,47 @@ def audit(projection: Projection, tally: Tally, digests: dict[str, str]) -> Audi
             anomalies["indeterminate_reconciled_by_status"] += 1
         if m.requested_at is None and m.command_id is not None:
             anomalies["result_without_command"] += 1
+    return states, anomalies
+
+
+def report_of(
+    specs: Iterable[ProjectionSpec],
+    tally: Tally,
+    rows_by_kind: Mapping[str, int],
+    states: Mapping[str, int],
+    anomalies: Mapping[str, int],
+    digests: dict[str, str],
+) -> AuditReport:
+    found: Counter[str] = Counter(tally.undecodable)
+    found.update(anomalies)
     return AuditReport(
-        projections=[s.name for s in projection.specs],
+        projections=[s.name for s in specs],
         records_read=tally.read,
         events_by_type=dict(sorted(tally.by_type.items())),
-        rows_by_kind={k: len(v) for k, v in sorted(projection.entities.items())},
+        rows_by_kind=dict(sorted(rows_by_kind.items())),
         messages_by_state=dict(sorted(states.items())),
-        anomalies=dict(sorted(anomalies.items())),
+        anomalies=dict(sorted(found.items())),
         digests=digests,
     )
+
+
+def stamp(report: AuditReport, offsets: Offsets, until_ms: int | None, workers: int) -> AuditReport:
+    """The report with where the replay stopped: offsets, point in time, workers."""
+    report.offsets = {f"{t}[{p}]": n for (t, p), n in offsets.items()}
+    report.until = (
+        datetime.fromtimestamp(until_ms / 1000, tz=UTC).isoformat()
+        if until_ms is not None
+        else None
+    )
+    report.workers = workers
+    return report
+
+
+def audit(projection: Projection, tally: Tally, digests: dict[str, str]) -> AuditReport:
+    """What the rebuilt state holds, and what in it deserves a second look."""
+    states, anomalies = findings(projection.entities.get("message", {}).values())
+    rows = {k: len(v) for k, v in projection.entities.items()}
+    return report_of(projection.specs, tally, rows, states, anomalies, digests)
 
 
 def finish(
@@ -88,25 +120,56 @@ def finish(
     clock = time.process_time
     started = clock()
     projection.settle()
-    derived = clock()
-    prints = Fingerprints({s.name: s.kinds for s in projection.specs})
+    if stages is not None:
+        stages.add("aggregates", clock() - started)
     serialising = 0.0
 
-    def chunks() -> Iterator[list[Row]]:
+    def rows() -> Iterator[Row]:
         nonlocal serialising
-        chunk: list[Row] = []
         mark = clock()
         for kind, key, state in projection.sorted_entities():
             doc = dump_doc(state)
-            prints.add(kind, key, doc)
+            # Without a store the digest needs the documents only.
+            row = row_of(kind, key, state, doc) if store is not None else Row(kind, key, doc)
+            serialising += clock() - mark
+            yield row
+            mark = clock()
+
+    digests = write_rows(rows(), projection.specs, store, name=name, offsets=offsets, stages=stages)
+    if stages is not None:
+        stages.add("rows+digest", serialising)
+        stages.add("store", -serialising)
+    return digests
+
+
+def write_rows(
+    rows: Iterable[Row],
+    specs: Iterable[ProjectionSpec],
+    store: Store | None,
+    *,
+    name: str,
+    offsets: Offsets,
+    stages: Stages | None = None,
+) -> dict[str, str]:
+    """Fingerprint rows given in (kind, key) order and (with a store) write them; the digests."""
+    clock = time.process_time
+    started = clock()
+    prints = Fingerprints({s.name: s.kinds for s in specs})
+
+    hashing = 0.0
+
+    def chunks() -> Iterator[list[Row]]:
+        nonlocal hashing
+        chunk: list[Row] = []
+        for row in rows:
+            mark = clock()
+            prints.add(row.kind, row.key, row.doc)
+            hashing += clock() - mark
             if store is not None:
-                chunk.append(row_of(kind, key, state, doc))
+                chunk.append(row)
                 if len(chunk) >= 5000:
-                    serialising += clock() - mark
                     yield chunk
                     chunk = []
-                    mark = clock()
-        serialising += clock() - mark
         if chunk:
             yield chunk
 
@@ -119,12 +182,11 @@ def finish(
     digests = prints.digests()
     if store is not None:
         # The stored rows, not only memory, must carry the same fingerprint.
-        stored = store.digest(projection.kinds)
+        stored = store.digest(tuple(k for s in specs for k in s.kinds))
         if stored != digests["all"]:
             raise StoreError(f"stored digest {stored} differs from memory {digests}")
     if stages is not None:
-        stages.add("aggregates", derived - started)
-        stages.add("rows+digest", serialising)
-        stages.add("store", written - derived - serialising)
+        stages.add("rows+digest", hashing)
+        stages.add("store", written - started - hashing)
         stages.add("verify", clock() - written)
     return digests

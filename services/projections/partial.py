@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from services.projections.join import Partial, Tally
+from services.projections.join import Partial, Segment, Tally
 from services.projections.plan import PlanError, ReplayPlan
 from services.projections.projection import DERIVED_KINDS, choose
 from services.projections.rows import dump_doc, load_doc, load_table
@@ -47,7 +47,7 @@ def part_path(directory: Path, shard: int) -> Path:
 def write_plan(directory: Path, plan: ReplayPlan) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = plan_path(directory)
-    _atomic_write(path, orjson.dumps(plan.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    atomic_write(path, orjson.dumps(plan.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     return path
 
 
@@ -61,21 +61,35 @@ def read_plan(directory: Path) -> ReplayPlan:
         raise PlanError(f"{path} is not a readable replay plan: {exc}") from exc
 
 
+def segments_json(segments: dict[Segment, Tally]) -> list[dict[str, Any]]:
+    """The log segments a worker read and what it counted there, as JSON."""
+    return [
+        {
+            "spans": [list(span) for span in segment],
+            "read": tally.read,
+            "by_type": dict(tally.by_type),
+            "undecodable": dict(tally.undecodable),
+        }
+        for segment, tally in segments.items()
+    ]
+
+
+def segments_of(raw: list[dict[str, Any]]) -> dict[Segment, Tally]:
+    return {
+        tuple((str(t), int(p), int(a), int(b)) for t, p, a, b in seg["spans"]): Tally(
+            int(seg["read"]), dict(seg["by_type"]), dict(seg["undecodable"])
+        )
+        for seg in raw
+    }
+
+
 def write_partial(path: Path, partial: Partial, *, plan_id: str, shard: int) -> None:
     header: dict[str, Any] = {
         "format": PART_FORMAT,
         "plan": plan_id,
         "shard": shard,
         "projections": [s.name for s in partial.specs],
-        "segments": [
-            {
-                "spans": [list(span) for span in segment],
-                "read": tally.read,
-                "by_type": dict(tally.by_type),
-                "undecodable": dict(tally.undecodable),
-            }
-            for segment, tally in partial.segments.items()
-        ],
+        "segments": segments_json(partial.segments),
     }
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as out:
@@ -109,12 +123,7 @@ def read_partial(path: Path, *, plan_id: str | None = None) -> tuple[int, Partia
                     entities.setdefault(kind, {})[key] = load_doc(kind, doc)
         except (ValueError, TypeError, KeyError) as exc:
             raise PlanError(f"{path} is not a readable partial state: {exc}") from exc
-    segments = {
-        tuple((str(t), int(p), int(a), int(b)) for t, p, a, b in seg["spans"]): Tally(
-            int(seg["read"]), dict(seg["by_type"]), dict(seg["undecodable"])
-        )
-        for seg in header["segments"]
-    }
+    segments = segments_of(header["segments"])
     for spec in specs:
         for kind in spec.kinds:
             if kind not in DERIVED_KINDS:
@@ -122,7 +131,7 @@ def read_partial(path: Path, *, plan_id: str | None = None) -> tuple[int, Partia
     return int(header["shard"]), Partial(specs, entities, segments)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -62,6 +62,16 @@ class ReplayPlan:
             raise PlanError(f"shard {index} is not in the plan (0 to {len(self.shards) - 1})")
         return tuple(self.spans[i] for i in self.shards[index])
 
+    def check_read(self, reached: Mapping[tuple[str, int], tuple[int, int]]) -> None:
+        """Every partition of the plan read by exactly one worker from its start
+        (``reached``: per partition, the offsets read, start and next)."""
+        for span in self.spans:
+            got = reached.get((span.topic, span.partition))
+            if got is None or got[0] != span.start:
+                raise PlanError(
+                    f"{span.topic}[{span.partition}] is missing from the partial states"
+                )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "format": PLAN_FORMAT,
@@ -83,6 +93,11 @@ class ReplayPlan:
             spans=tuple(Span(str(t), int(p), int(a), int(b)) for t, p, a, b in raw["spans"]),
             shards=tuple(tuple(int(i) for i in shard) for shard in raw["shards"]),
         )
+
+
+def read_offsets(reached: Mapping[tuple[str, int], tuple[int, int]]) -> dict[tuple[str, int], int]:
+    """The next offset per partition read: what the store records with the rows."""
+    return {tp: nxt for tp, (_, nxt) in sorted(reached.items())}
 
 
 def split(sizes: Sequence[float], workers: int) -> tuple[tuple[int, ...], ...]:

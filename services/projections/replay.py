@@ -16,32 +16,32 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import os
+import shutil
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from services.common.settings import CommonSettings
-from services.projections.audit import AuditReport, audit, finish
+from services.projections.audit import AuditReport, audit, finish, stamp
+from services.projections.exchange import arrived, rows_path, share_of
 from services.projections.join import Partial, join_all
+from services.projections.merge import merge, write_share
 from services.projections.partial import part_path, read_partial, write_partial, write_plan
-from services.projections.plan import PlanError, ReplayPlan, make_plan
+from services.projections.plan import PlanError, ReplayPlan, make_plan, read_offsets
 from services.projections.projection import ProjectionSpec
 from services.projections.shard import Progress, Stages, fold_spans, state_out_of_gc
 from services.projections.store import Offsets, Store, StoreError
 
 
 def offsets_of(partial: Partial) -> Offsets:
-    return {tp: nxt for tp, (_, nxt) in sorted(partial.reached().items())}
+    return read_offsets(partial.reached())
 
 
 def check_complete(plan: ReplayPlan, partial: Partial) -> None:
     """Every partition of the plan read by exactly one worker from its start."""
-    reached = partial.reached()
-    for span in plan.spans:
-        got = reached.get((span.topic, span.partition))
-        if got is None or got[0] != span.start:
-            raise PlanError(f"{span.topic}[{span.partition}] is missing from the partial states")
+    plan.check_read(partial.reached())
 
 
 async def plan_replay(
@@ -125,25 +125,34 @@ def complete(
         offsets = offsets_of(joined)
         digests = finish(projection, store, name=name, offsets=offsets, stages=stages)
         report = audit(projection, joined.tally(), digests)
-    report.offsets = {f"{t}[{p}]": n for (t, p), n in offsets.items()}
-    report.until = (
-        datetime.fromtimestamp(plan.until_ms / 1000, tz=UTC).isoformat()
-        if plan.until_ms is not None
-        else None
-    )
-    report.workers = len(plan.shards)
-    return report
+    return stamp(report, offsets, plan.until_ms, len(plan.shards))
 
 
-def _worker(settings: CommonSettings, plan: ReplayPlan, shard: int, directory: Path) -> None:
-    """A forked worker: its own event loop, its own Kafka client; a file back."""
-    work = run_shard(settings, plan, shard, directory)
+def _worker(
+    settings: CommonSettings,
+    plan: ReplayPlan,
+    shard: int,
+    directory: Path,
+    parent: int,
+    columns: bool,
+) -> None:
+    """A forked worker: its own event loop and Kafka client; files back (see exchange.py)."""
+
+    def alive() -> None:
+        if os.getppid() != parent:
+            raise PlanError("the replay's first worker is gone; this worker stops")
+
+    async def work() -> None:
+        with state_out_of_gc():
+            share = await share_of(settings, plan, shard, directory, alive, columns=columns)
+            write_share(rows_path(directory, shard), share, plan_id=plan.id, worker=shard)
+
     try:
         import uvloop  # as the services run: about half the cost of the loop's networking
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        asyncio.run(work)
+        asyncio.run(work())
     else:
-        uvloop.run(work)
+        uvloop.run(work())
 
 
 async def replay(
@@ -217,28 +226,56 @@ async def _fan_out(
     progress: Progress | None,
     stages: Stages | None,
 ) -> AuditReport:
+    """This process is worker 0, forked processes the others; they exchange entities and
+    each finishes its share (exchange.py), which this one merges (merge.py).
+
+    The exchange's files go in a directory of their own, named after the plan (a
+    file left by another replay in ``directory`` is never taken for this one's),
+    and are removed once merged: they hold the whole state.
+    """
+    directory = directory / f"exchange-{plan.id}"
+    directory.mkdir(parents=True, exist_ok=True)
     fork = multiprocessing.get_context("fork")
     children = [
-        fork.Process(target=_worker, args=(settings, plan, shard, directory), daemon=True)
+        fork.Process(
+            target=_worker,
+            args=(settings, plan, shard, directory, os.getpid(), store is not None),
+            daemon=True,
+        )
         for shard in range(1, len(plan.shards))
     ]
+
+    def alive() -> None:
+        for child in children:
+            if child.exitcode not in (None, 0):
+                raise PlanError(f"a replay worker failed (exit code {child.exitcode})")
+
     started = time.perf_counter()
     for child in children:
         child.start()
     try:
-        own = await run_shard(settings, plan, 0, progress=progress, stages=stages)
-        for child in children:
-            await asyncio.to_thread(child.join)
-            if child.exitcode != 0:
-                raise PlanError(f"a replay worker failed (exit code {child.exitcode})")
+        own = await share_of(
+            settings,
+            plan,
+            0,
+            directory,
+            alive,
+            columns=store is not None,
+            progress=progress,
+            stages=stages,
+        )
+        others = [
+            await arrived(rows_path(directory, child), alive)
+            for child in range(1, len(plan.shards))
+        ]
         if stages is not None:
             stages.wall["workers"] = time.perf_counter() - started
+        report = merge(plan, own, others, store, name=name, stages=stages)
+        for child in children:
+            await asyncio.to_thread(child.join)
     finally:
         for child in children:
             if child.is_alive():
                 child.terminate()
-    started = time.process_time()
-    others = read_parts(directory, plan, range(1, len(plan.shards)))
-    if stages is not None:
-        stages.add("read partials", time.process_time() - started)
-    return complete(plan, [own, *others], store, name=name, stages=stages)
+        shutil.rmtree(directory, ignore_errors=True)
+    return report

@@ -9,15 +9,21 @@ Kafka and a directory.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from services.common.settings import CommonSettings
+from services.projections.plan import PlanError
 from services.projections.projection import choose
 from services.projections.replay import replay
 from services.projections.store import Store
@@ -29,6 +35,7 @@ from tests.projections.support import (
     projector_running,
     publish_log,
 )
+from tests.waiting import eventually
 
 
 async def _pause_past(cut: datetime) -> None:
@@ -147,3 +154,26 @@ def test_workers_in_separate_processes_share_only_kafka_and_a_directory(
     _, err = again.communicate(timeout=120)
     assert again.returncode == 1
     assert "already holds projections" in err
+
+
+async def test_a_worker_killed_mid_replay_fails_the_replay_and_leaves_no_state_behind(
+    kafka_settings: CommonSettings, tmp_path: Path
+) -> None:
+    """The workers wait for each other's files: one that dies must not leave the
+    others waiting. Killed with SIGKILL as soon as it runs, the replay fails with
+    the worker's exit code, and the exchange's files (the state) are gone."""
+    await publish_log(kafka_settings, campaign(30))
+    replaying = asyncio.create_task(
+        replay(kafka_settings, choose(None), store_url=None, workers=2, directory=tmp_path)
+    )
+    await eventually(
+        lambda: bool(multiprocessing.active_children()), poll_s=0.001, what="a forked worker"
+    )
+    child = multiprocessing.active_children()[0]
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    with pytest.raises(PlanError, match="exit code -9"):
+        await asyncio.wait_for(replaying, timeout=60)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("exchange-")]
+    report = await replay(kafka_settings, choose(None), store_url=None, workers=2)
+    assert report.digests["all"] == expected_state(campaign(30)).digest()

@@ -1,0 +1,264 @@
+"""The end of a sharded replay, done by every worker: entities exchanged by key.
+
+When one process read every worker's partial state, joined them, derived the
+aggregates and serialised every row, the end of a replay was serial and grew
+with the number of workers (0.6 s of the 2.7 s of two workers on the
+benchmark's log, more than a third of what the second worker saved). Here
+each worker finishes a share of the entities instead, in the directory the
+workers share:
+
+1. **links**: each worker writes the (wamid, command key) pairs its messages
+   link (``links-<w>.json``) and reads every worker's. A status that named only
+   a wamid is kept under ``w:<wamid>`` and merged at the join into the message
+   linked to that wamid (:func:`join.join_messages`), so it must be finished
+   by the worker that finishes that message (:class:`Router`).
+2. **exchange**: each entity belongs to one worker, by its key; each worker
+   writes the others' shares of its partial state
+   (``share-<from>-to-<to>.jsonl``, the partial-state format) and reads the
+   shares written for it.
+3. **finish**: each worker joins its share, derives its messages' part of the
+   aggregates (sums: :mod:`aggregates`), serialises its rows in (kind, key)
+   order and counts what the audit reports (:class:`Share`).
+4. **merge** (:mod:`services.projections.merge`): worker 0 adds up the derived
+   rows and the counts, and merges every worker's sorted rows into one
+   sequence (shares are disjoint: a merge, not a sort) for the digests and the
+   store: the same bytes in the same order as one process makes, so the same
+   digests.
+
+Every step of a worker waits only for files; a worker that fails stops the
+others (see :func:`arrived`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.common.settings import CommonSettings
+from services.projections.audit import findings
+from services.projections.join import Partial, Segment, Tally, join_all
+from services.projections.message import MessageState
+from services.projections.partial import atomic_write, read_partial, write_partial
+from services.projections.plan import ReplayPlan
+from services.projections.projection import DERIVED_KINDS
+from services.projections.rows import Row, dump_doc, row_of
+from services.projections.shard import Progress, Stages, fold_spans
+
+# Raises when a worker that the caller waits for has failed (or is gone).
+Alive = Callable[[], None]
+POLL_S = 0.002
+
+
+def links_path(directory: Path, worker: int) -> Path:
+    return directory / f"links-{worker}.json"
+
+
+def share_path(directory: Path, source: int, target: int) -> Path:
+    return directory / f"share-{source}-to-{target}.jsonl"
+
+
+def rows_path(directory: Path, worker: int) -> Path:
+    return directory / f"rows-{worker}.jsonl"
+
+
+def _written(path: Path) -> bool:
+    # One stat of a local file, a microsecond: not worth a thread per poll.
+    return path.exists()
+
+
+async def arrived(path: Path, alive: Alive) -> Path:
+    """``path`` once another worker has written it (files appear whole: renamed)."""
+    while not _written(path):
+        alive()
+        await asyncio.sleep(POLL_S)
+    return path
+
+
+def bucket_of(key: str, workers: int) -> int:
+    """The worker that finishes the entities keyed ``key``: the same on every host."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % workers
+
+
+def links_of(partial: Partial) -> list[tuple[str, str]]:
+    """(wamid, key) of every message that links a command to a wamid."""
+    messages: dict[str, MessageState] = partial.entities.get("message", {})
+    return [(m.wamid, key) for key, m in messages.items() if m.command_id and m.wamid]
+
+
+class Router:
+    """Which worker finishes each entity.
+
+    Message keys and wamids that any worker's messages link are grouped (a
+    message may have been linked to two wamids, in two partial states); a
+    group goes to the worker of its smallest key, and with it every
+    ``w:<wamid>`` entry of its wamids: whatever the join could merge is on one
+    worker. Other entities, and unlinked messages, go by their own key.
+    """
+
+    def __init__(self, links: Iterable[tuple[str, str]], workers: int) -> None:
+        self.workers = workers
+        links = list(links)
+        # The usual case: no wamid linked to two keys. A key's group is then itself (with
+        # any other wamids of its own), and a wamid's the one key it names.
+        of_wamid: dict[str, str] = {}
+        for wamid, key in links:
+            if of_wamid.setdefault(wamid, key) != key:
+                break
+        else:
+            self._by_key: dict[str, str] = {}
+            self._by_wamid: dict[str, str] = of_wamid
+            return
+        up: dict[tuple[bool, str], tuple[bool, str]] = {}
+        smallest: dict[tuple[bool, str], str] = {}  # per group's root: its smallest key
+
+        def root(node: tuple[bool, str]) -> tuple[bool, str]:
+            top = node
+            while (parent := up.get(top, top)) != top:
+                top = parent
+            while node != top:  # shorten the path for the next look-up
+                up[node], node = top, up[node]
+            return top
+
+        for wamid, key in links:
+            a, b = root((True, key)), root((False, wamid))
+            smallest[a] = min(smallest.get(a, key), key)
+            if a != b:
+                up[b] = a
+                theirs = smallest.pop(b, None)
+                if theirs is not None and theirs < smallest[a]:
+                    smallest[a] = theirs
+        self._by_key = {}
+        self._by_wamid = {}
+        for wamid, key in links:
+            self._by_key[key] = smallest[root((True, key))]
+            self._by_wamid[wamid] = smallest[root((False, wamid))]
+
+    def message(self, key: str, state: MessageState) -> int:
+        group = self._by_key.get(key)
+        if group is None and state.command_id is None and state.wamid:
+            group = self._by_wamid.get(state.wamid)  # a w:<wamid> entry
+        return bucket_of(group or key, self.workers)
+
+    def split(self, partial: Partial) -> list[dict[str, dict[str, Any]]]:
+        """The partial state's entities, per worker that finishes them."""
+        shares: list[dict[str, dict[str, Any]]] = [
+            {kind: {} for kind in partial.entities} for _ in range(self.workers)
+        ]
+        n = self.workers
+        for kind, table in partial.entities.items():
+            if kind == "message":
+                for key, state in table.items():
+                    shares[self.message(key, state)][kind][key] = state
+            else:
+                for key, state in table.items():
+                    shares[bucket_of(key, n)][kind][key] = state
+        return shares
+
+
+@dataclass
+class Share:
+    """What one worker finished: its rows in (kind, key) order, its part of the
+    derived rows and of the audit's counts, and the log segments it read."""
+
+    rows: list[Row]
+    derived: dict[str, dict[str, Any]]
+    rows_by_kind: dict[str, int]
+    states: dict[str, int]
+    anomalies: dict[str, int]
+    segments: dict[Segment, Tally]
+
+
+def finish_share(
+    parts: list[Partial],
+    segments: dict[Segment, Tally],
+    stages: Stages | None = None,
+    *,
+    columns: bool = True,
+) -> Share:
+    """Join the parts of one worker's share and finish it (steps 3 of the module)."""
+    clock = time.process_time
+    started = clock()
+    projection = join_all(parts).projection()
+    joined = clock()
+    projection.settle()
+    derived_at = clock()
+    primary = [kind for kind in projection.kinds if kind not in DERIVED_KINDS]
+    entities = projection.sorted_entities(primary)
+    if columns:
+        rows = [row_of(kind, key, state, dump_doc(state)) for kind, key, state in entities]
+    else:  # no store: the digest needs the documents only
+        rows = [Row(kind, key, dump_doc(state)) for kind, key, state in entities]
+    states, anomalies = findings(projection.entities.get("message", {}).values())
+    share = Share(
+        rows=rows,
+        derived={k: t for k, t in projection.entities.items() if k in DERIVED_KINDS},
+        rows_by_kind={kind: len(projection.entities[kind]) for kind in primary},
+        states=dict(states),
+        anomalies=dict(anomalies),
+        segments=segments,
+    )
+    if stages is not None:
+        stages.add("join", joined - started)
+        stages.add("aggregates", derived_at - joined)
+        stages.add("rows+digest", clock() - derived_at)
+    return share
+
+
+async def share_of(
+    settings: CommonSettings,
+    plan: ReplayPlan,
+    worker: int,
+    directory: Path,
+    alive: Alive,
+    *,
+    columns: bool = True,
+    progress: Progress | None = None,
+    stages: Stages | None = None,
+) -> Share:
+    """Fold the worker's partitions, exchange entities with the others, finish its share."""
+    partial = await fold_spans(
+        settings,
+        plan.specs,
+        plan.shard(worker),
+        until_ms=plan.until_ms,
+        progress=progress,
+        stages=stages,
+    )
+    clock = time.process_time
+    started = clock()
+    workers = range(len(plan.shards))
+    atomic_write(links_path(directory, worker), orjson.dumps(links_of(partial)))
+    links: list[tuple[str, str]] = []
+    for other in workers:
+        links += orjson.loads((await arrived(links_path(directory, other), alive)).read_bytes())
+    shares = Router(links, len(workers)).split(partial)
+    segments, specs = partial.segments, partial.specs
+    del partial
+    for other in workers:
+        if other != worker:
+            theirs = Partial(specs, shares[other], {})
+            write_partial(
+                share_path(directory, worker, other), theirs, plan_id=plan.id, shard=worker
+            )
+    parts = [Partial(specs, shares[worker], {})]
+    del shares
+    waited = 0.0
+    for other in workers:
+        if other != worker:
+            path = share_path(directory, other, worker)
+            mark = clock()
+            await arrived(path, alive)
+            waited += clock() - mark
+            parts.append(read_partial(path, plan_id=plan.id)[1])
+            gc.freeze()  # what was read, set aside unwalked (see shard.py)
+    if stages is not None:
+        stages.add("exchange", clock() - started - waited)
+    return finish_share(parts, segments, stages, columns=columns)

@@ -1,0 +1,143 @@
+"""The last step of a sharded replay: every worker's finished share, merged by worker 0.
+
+A worker other than 0 hands its :class:`~services.projections.exchange.Share`
+back as ``rows-<w>.jsonl``: a header line (the plan's id, the worker, the log
+segments it read, its counts and its part of the derived rows), then one line
+per row in (kind, key) order, ``[kind, key, ref, grp, ts]<TAB>doc``, the doc
+being the canonical JSON the digest is taken over (never parsed again here).
+The rows of all shares are merged as they are read, so worker 0 holds its own
+rows and one line of each file at a time, whatever the log's size.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from services.projections.aggregates import Aggregate, add_counts
+from services.projections.audit import AuditReport, report_of, stamp, write_rows
+from services.projections.clicks import ClickCount
+from services.projections.exchange import Share
+from services.projections.join import Partial
+from services.projections.partial import segments_json, segments_of
+from services.projections.plan import PlanError, ReplayPlan, read_offsets
+from services.projections.rows import Row, dump_doc, load_table, row_of
+from services.projections.shard import Stages
+from services.projections.store import Store
+
+ROWS_FORMAT = "mmbus-replay-rows/1"
+
+
+def write_share(path: Path, share: Share, *, plan_id: str, worker: int) -> None:
+    header = {
+        "format": ROWS_FORMAT,
+        "plan": plan_id,
+        "shard": worker,
+        "segments": segments_json(share.segments),
+        "rows_by_kind": share.rows_by_kind,
+        "states": share.states,
+        "anomalies": share.anomalies,
+        "derived": share.derived,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as out:
+        out.write(orjson.dumps(header) + b"\n")
+        out.writelines(
+            orjson.dumps((r.kind, r.key, r.ref, r.grp, r.ts)) + b"\t" + r.doc + b"\n"
+            for r in share.rows
+        )
+    os.replace(tmp, path)
+
+
+def _rows_in(src: IO[bytes]) -> Iterator[Row]:
+    for line in src:
+        head, doc = line.rstrip(b"\n").split(b"\t", 1)
+        kind, key, ref, grp, ts = orjson.loads(head)
+        yield Row(kind, key, doc, ref, grp, ts)
+
+
+def _header(src: IO[bytes], path: Path, plan_id: str) -> dict[str, Any]:
+    try:
+        header: dict[str, Any] = orjson.loads(src.readline())
+    except orjson.JSONDecodeError as exc:
+        raise PlanError(f"{path} is not a replay worker's rows: {exc}") from exc
+    if header.get("format") != ROWS_FORMAT:
+        raise PlanError(f"{path} is not a replay worker's rows")
+    if header["plan"] != plan_id:
+        raise PlanError(f"{path} belongs to plan {header['plan']}, not {plan_id}")
+    return header
+
+
+def _add_derived(into: dict[str, dict[str, Any]], kind: str, table: dict[str, Any]) -> None:
+    """Derived rows are sums over the messages (or clicks): each share adds its part."""
+    held = into.setdefault(kind, {})
+    for key, row in table.items():
+        mine = held.get(key)
+        if mine is None:
+            held[key] = row
+        elif isinstance(row, Aggregate):
+            counts = add_counts(mine.counts, row.counts)
+            held[key] = Aggregate(row.campaign_id, row.template_name, row.route, row.day, counts)
+        elif isinstance(row, ClickCount):
+            held[key] = ClickCount(row.tracking_token, row.day, mine.clicks + row.clicks)
+        else:  # pragma: no cover - a derived kind without its sum here
+            raise TypeError(f"no sum for derived rows of {type(row).__name__}")
+
+
+def merge(
+    plan: ReplayPlan,
+    own: Share,
+    others: Sequence[Path],
+    store: Store | None,
+    *,
+    name: str,
+    stages: Stages | None = None,
+) -> AuditReport:
+    """Every share's rows, in order, fingerprinted and (with a store) written; the report."""
+    started = time.process_time()
+    segments = dict(own.segments)
+    derived: dict[str, dict[str, Any]] = {}
+    for kind, table in own.derived.items():
+        _add_derived(derived, kind, table)
+    rows_by_kind = Counter(own.rows_by_kind)
+    states, anomalies = Counter(own.states), Counter(own.anomalies)
+    with ExitStack() as files:
+        streams: list[Iterator[Row]] = [iter(own.rows)]
+        for path in others:
+            src = files.enter_context(path.open("rb"))
+            header = _header(src, path, plan.id)
+            segments.update(segments_of(header["segments"]))
+            rows_by_kind.update(header["rows_by_kind"])
+            states.update(header["states"])
+            anomalies.update(header["anomalies"])
+            for kind, raw in header["derived"].items():
+                _add_derived(derived, kind, load_table(kind, orjson.dumps(raw)))
+            streams.append(_rows_in(src))
+        whole = Partial(plan.specs, {}, segments)
+        reached = whole.reached()
+        plan.check_read(reached)
+        extra = sorted(
+            (
+                row_of(kind, key, row, dump_doc(row))
+                for kind, t in derived.items()
+                for key, row in t.items()
+            ),
+            key=lambda r: (r.kind, r.key),
+        )
+        for kind, table in derived.items():
+            rows_by_kind[kind] = len(table)
+        rows = heapq.merge(*streams, extra, key=lambda r: (r.kind, r.key))
+        offsets = read_offsets(reached)
+        if stages is not None:
+            stages.add("merge", time.process_time() - started)
+        digests = write_rows(rows, plan.specs, store, name=name, offsets=offsets, stages=stages)
+    report = report_of(plan.specs, whole.tally(), rows_by_kind, states, anomalies, digests)
+    return stamp(report, offsets, plan.until_ms, len(plan.shards))

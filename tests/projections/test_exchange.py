@@ -1,0 +1,130 @@
+"""The end of a sharded replay done by every worker: entities exchanged by key.
+
+Each worker finishes the entities routed to it and worker 0 merges the rows;
+the golden log split at random, partition by partition, among 2 to 4 workers
+must give the report (digests, counts, anomalies) of one process joining
+every partial state. The real-broker runs are in test_sharded_replay.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+
+from mmbus.contracts.envelope import Message
+from services.projections.audit import AuditReport
+from services.projections.exchange import Router, bucket_of, finish_share, links_of, rows_path
+from services.projections.join import Partial, Tally, join_all
+from services.projections.merge import merge, write_share
+from services.projections.message import state_with
+from services.projections.plan import ReplayPlan
+from services.projections.projection import Projection, choose
+from services.projections.replay import complete
+from tests.projections import events as ev
+from tests.projections.test_join import WHOLE, assignments, split
+
+NAMES = tuple(s.name for s in choose(None))
+
+
+def plan_for(workers: int) -> ReplayPlan:
+    # No spans: the partial states come from the golden log, not from a cluster.
+    return ReplayPlan("p", NAMES, None, (), tuple(() for _ in range(workers)))
+
+
+def exchanged(parts: list[Partial], directory: Path) -> AuditReport:
+    """What the workers of exchange.py hand worker 0, and what it makes of them."""
+    n = len(parts)
+    router = Router([link for part in parts for link in links_of(part)], n)
+    shares = [router.split(part) for part in parts]
+    finished = [
+        finish_share(
+            [Partial(parts[0].specs, shares[source][target], {}) for source in range(n)],
+            parts[target].segments,
+        )
+        for target in range(n)
+    ]
+    paths = []
+    for worker in range(1, n):
+        paths.append(rows_path(directory, worker))
+        write_share(paths[-1], finished[worker], plan_id="p", worker=worker)
+    return merge(plan_for(n), finished[0], paths, None, name="test")
+
+
+WHOLE_REPORT = complete(plan_for(1), [WHOLE], None, name="test")
+
+
+@settings(max_examples=30, deadline=None)
+@given(assignments)
+def test_any_split_finished_by_its_workers_reports_what_one_process_does(
+    drawn: tuple[int, list[int]],
+) -> None:
+    parts, assignment = drawn
+    with tempfile.TemporaryDirectory() as tmp:
+        report = exchanged(split(assignment, parts), Path(tmp))
+    assert report.digests == WHOLE_REPORT.digests
+    assert report.rows_by_kind == WHOLE_REPORT.rows_by_kind
+    assert report.messages_by_state == WHOLE_REPORT.messages_by_state
+    assert report.anomalies == WHOLE_REPORT.anomalies
+    assert report.events_by_type == WHOLE_REPORT.events_by_type
+    assert report.records_read == WHOLE_REPORT.records_read
+    assert report.workers == parts
+
+
+def test_a_wamid_only_status_goes_to_the_worker_of_the_message_it_joins() -> None:
+    orphan = state_with(key="w:wamid.9", wamid="wamid.9", status="read")
+    sent = state_with(key="cmd-9", command_id="cmd-9", wamid="wamid.9")
+    for workers in (2, 3, 4, 7):
+        router = Router([("wamid.9", "cmd-9")], workers)
+        assert router.message("w:wamid.9", orphan) == router.message("cmd-9", sent)
+        assert router.message("cmd-9", sent) == bucket_of("cmd-9", workers)
+
+
+def test_keys_linked_through_a_shared_wamid_go_together_by_their_smallest_key() -> None:
+    # cmd-b was linked to two wamids in two partial states, one of them also cmd-a's.
+    links = [("wamid.1", "cmd-b"), ("wamid.2", "cmd-b"), ("wamid.2", "cmd-a")]
+    orphan = state_with(key="w:wamid.1", wamid="wamid.1")
+    for workers in (2, 3, 5):
+        router = Router(links, workers)
+        group = bucket_of("cmd-a", workers)
+        assert router.message("cmd-b", state_with(key="cmd-b", command_id="cmd-b")) == group
+        assert router.message("cmd-a", state_with(key="cmd-a", command_id="cmd-a")) == group
+        assert router.message("w:wamid.1", orphan) == group
+
+
+def test_what_nothing_links_goes_by_its_own_key() -> None:
+    router = Router([("wamid.1", "cmd-1")], 4)
+    lone = state_with(key="w:wamid.7", wamid="wamid.7")
+    assert router.message("w:wamid.7", lone) == bucket_of("w:wamid.7", 4)
+    unsent = state_with(key="cmd-2", command_id="cmd-2")
+    assert router.message("cmd-2", unsent) == bucket_of("cmd-2", 4)
+    assert [bucket_of("same key", 4)] * 3 == [bucket_of("same key", 4) for _ in range(3)]
+
+
+def folded(events: list[Message], segment: int) -> Partial:
+    projection = Projection(choose(None), incremental=False)
+    for event in events:
+        projection.apply(event)
+    span = (("s", segment, 0, len(events)),)
+    return Partial.of(projection, span, Tally(len(events), dict(projection.by_type)))
+
+
+def test_statuses_that_name_only_a_wamid_are_merged_where_their_send_is_finished() -> None:
+    """Sends in one worker's partitions, statuses without our callback data in two
+    others': each status is kept under w:<wamid> by its worker, and must be merged
+    into its message on whichever worker finishes that message."""
+    sends = folded([e for n in range(1, 41) for e in (ev.command(n), ev.accepted(n))], 0)
+    read = folded([ev.status(None, "read", 5, wamid=f"wamid.{n}") for n in range(1, 41)], 1)
+    late = folded([ev.status(None, "delivered", 4, wamid=f"wamid.{n}") for n in range(1, 61)], 2)
+    parts = [sends, read, late]
+    whole = complete(plan_for(1), [join_all(parts)], None, name="test")
+    assert whole.messages_by_state == {"read": 40, "delivered": 20}
+    for workers in (2, 3, 4):
+        spread = [*parts, *(folded([], 3 + i) for i in range(workers - len(parts)))]
+        together = spread if workers >= len(parts) else [join_all(parts[1:]), parts[0]]
+        with tempfile.TemporaryDirectory() as tmp:
+            report = exchanged(together[:workers], Path(tmp))
+        assert report.digests == whole.digests, workers
+        assert report.messages_by_state == whole.messages_by_state
+        assert report.anomalies == whole.anomalies
