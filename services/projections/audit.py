@@ -157,19 +157,33 @@ def write_rows(
     prints = Fingerprints({s.name: s.kinds for s in specs})
 
     hashing = 0.0
+    kind: str | None = None
+    run: list[bytes] = []  # the lines of consecutive rows of one kind, hashed together
+
+    def hash_run() -> None:
+        nonlocal hashing
+        if run and kind is not None:
+            mark = clock()
+            prints.add_lines(kind, b"".join(run))
+            hashing += clock() - mark
+            run.clear()
 
     def chunks() -> Iterator[list[Row]]:
-        nonlocal hashing
+        nonlocal kind
         chunk: list[Row] = []
         for row in rows:
-            mark = clock()
-            prints.add(row.kind, row.key, row.doc)
-            hashing += clock() - mark
+            if row.kind != kind or len(run) >= 256:
+                hash_run()
+                kind = row.kind
+            run.append(
+                b"".join((row.kind.encode(), b"\t", row.key.encode(), b"\t", row.doc, b"\n"))
+            )
             if store is not None:
                 chunk.append(row)
                 if len(chunk) >= 5000:
                     yield chunk
                     chunk = []
+        hash_run()
         if chunk:
             yield chunk
 

@@ -57,11 +57,14 @@ def write_share(path: Path, share: Share, *, plan_id: str, worker: int) -> None:
     os.replace(tmp, path)
 
 
-def _rows_in(src: IO[bytes]) -> Iterator[Row]:
+Ordered = tuple[str, str, Row]  # (kind, key, row): compared as tuples, keys unique
+
+
+def _rows_in(src: IO[bytes]) -> Iterator[Ordered]:
     for line in src:
         head, doc = line.rstrip(b"\n").split(b"\t", 1)
         kind, key, ref, grp, ts = orjson.loads(head)
-        yield Row(kind, key, doc, ref, grp, ts)
+        yield kind, key, Row(kind, key, doc, ref, grp, ts)
 
 
 def _header(src: IO[bytes], path: Path, plan_id: str) -> dict[str, Any]:
@@ -110,7 +113,7 @@ def merge(
     rows_by_kind = Counter(own.rows_by_kind)
     states, anomalies = Counter(own.states), Counter(own.anomalies)
     with ExitStack() as files:
-        streams: list[Iterator[Row]] = [iter(own.rows)]
+        streams: list[Iterator[Ordered]] = [((r.kind, r.key, r) for r in own.rows)]
         for path in others:
             src = files.enter_context(path.open("rb"))
             header = _header(src, path, plan.id)
@@ -125,16 +128,13 @@ def merge(
         reached = whole.reached()
         plan.check_read(reached)
         extra = sorted(
-            (
-                row_of(kind, key, row, dump_doc(row))
-                for kind, t in derived.items()
-                for key, row in t.items()
-            ),
-            key=lambda r: (r.kind, r.key),
+            (kind, key, row_of(kind, key, row, dump_doc(row)))
+            for kind, t in derived.items()
+            for key, row in t.items()
         )
         for kind, table in derived.items():
             rows_by_kind[kind] = len(table)
-        rows = heapq.merge(*streams, extra, key=lambda r: (r.kind, r.key))
+        rows = (row for _, _, row in heapq.merge(*streams, extra))
         offsets = read_offsets(reached)
         if stages is not None:
             stages.add("merge", time.process_time() - started)

@@ -143,6 +143,12 @@ class Fingerprints:
         self._all.update(line)
         self._of_kind[kind].update(line)
 
+    def add_lines(self, kind: str, lines: bytes) -> None:
+        """Consecutive rows of one kind, as the lines :meth:`add` makes, in one call
+        per hash (the same bytes in the same order: the same digests)."""
+        self._all.update(lines)
+        self._of_kind[kind].update(lines)
+
     def digests(self) -> dict[str, str]:
         out = {name: h.hexdigest() for name, h in self._each.items()}
         out["all"] = self._all.hexdigest()
