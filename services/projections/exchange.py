@@ -50,7 +50,7 @@ from services.projections.partial import atomic_write, read_partial, write_parti
 from services.projections.plan import ReplayPlan
 from services.projections.projection import DERIVED_KINDS
 from services.projections.rows import Row, dump_doc, row_of
-from services.projections.shard import Progress, Stages, fold_spans
+from services.projections.shard import Progress, Stages, fold_shard
 
 # Raises when a worker that the caller waits for has failed (or is gone).
 Alive = Callable[[], None]
@@ -224,14 +224,7 @@ async def share_of(
     stages: Stages | None = None,
 ) -> Share:
     """Fold the worker's partitions, exchange entities with the others, finish its share."""
-    partial = await fold_spans(
-        settings,
-        plan.specs,
-        plan.shard(worker),
-        until_ms=plan.until_ms,
-        progress=progress,
-        stages=stages,
-    )
+    partial = await fold_shard(settings, plan, worker, progress=progress, stages=stages)
     clock = time.process_time
     started = clock()
     workers = range(len(plan.shards))

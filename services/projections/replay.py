@@ -31,7 +31,7 @@ from services.projections.merge import merge, write_share
 from services.projections.partial import part_path, read_partial, write_partial, write_plan
 from services.projections.plan import PlanError, ReplayPlan, make_plan, read_offsets
 from services.projections.projection import ProjectionSpec
-from services.projections.shard import Progress, Stages, fold_spans, state_out_of_gc
+from services.projections.shard import Progress, Stages, fold_shard, state_out_of_gc
 from services.projections.store import Offsets, Store, StoreError
 
 
@@ -79,14 +79,7 @@ async def run_shard(
 ) -> Partial:
     """Fold one worker's share of the plan; with ``directory``, hand it back as a file."""
     with state_out_of_gc():
-        partial = await fold_spans(
-            settings,
-            plan.specs,
-            plan.shard(shard),
-            until_ms=plan.until_ms,
-            progress=progress,
-            stages=stages,
-        )
+        partial = await fold_shard(settings, plan, shard, progress=progress, stages=stages)
         if directory is not None:
             write_partial(part_path(directory, shard), partial, plan_id=plan.id, shard=shard)
     return partial

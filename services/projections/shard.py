@@ -34,7 +34,7 @@ from mmbus.contracts.codec import DecodeFailure, decode
 from services.common.logging import get_logger
 from services.common.settings import CommonSettings
 from services.projections.join import Partial, Segment, Tally
-from services.projections.plan import Span
+from services.projections.plan import ReplayPlan, Span
 from services.projections.projection import Projection, ProjectionSpec
 
 log = get_logger("mmbus.replay")
@@ -147,6 +147,25 @@ async def fold_spans(
     )
     tally = Tally(folder.read, dict(projection.by_type), folder.undecodable)
     return Partial.of(projection, segment, tally)
+
+
+async def fold_shard(
+    settings: CommonSettings,
+    plan: ReplayPlan,
+    shard: int,
+    *,
+    progress: Progress | None = None,
+    stages: Stages | None = None,
+) -> Partial:
+    """Worker ``shard``'s partitions of the plan, folded to the plan's bounds."""
+    return await fold_spans(
+        settings,
+        plan.specs,
+        plan.shard(shard),
+        until_ms=plan.until_ms,
+        progress=progress,
+        stages=stages,
+    )
 
 
 class _Folder:
