@@ -34,6 +34,9 @@ from services.projections.projection import ProjectionSpec
 from services.projections.shard import Progress, Stages, fold_shard, state_out_of_gc
 from services.projections.store import Offsets, Store, StoreError
 
+# How long a worker that has handed back its rows may take to exit before it is stopped.
+CHILD_EXIT_S = 30.0
+
 
 def offsets_of(partial: Partial) -> Offsets:
     return read_offsets(partial.reached())
@@ -264,8 +267,8 @@ async def _fan_out(
         if stages is not None:
             stages.wall["workers"] = time.perf_counter() - started
         report = merge(plan, own, others, store, name=name, stages=stages)
-        for child in children:
-            await asyncio.to_thread(child.join)
+        for child in children:  # done: its rows are written; one that lingers is stopped
+            await asyncio.to_thread(child.join, CHILD_EXIT_S)
     finally:
         for child in children:
             if child.is_alive():

@@ -55,19 +55,22 @@ class Stages:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
 
-_nested = 0
+_nested = 0  # replays inside state_out_of_gc now (they may interleave on one event loop)
+_was_enabled = False  # the collector as the first of them found it
 
 
 @contextmanager
 def state_out_of_gc() -> Iterator[None]:
     """No collection while a replay's state is built and read (see the module's docstring).
 
-    Nested uses are one: the outermost, on leaving, gives the collector back what was
-    frozen and turns it on again as it was. Leave it once the state is dropped: a
-    collection then walks what is left, not the state.
+    Nested or interleaved uses are one: the first to enter notes whether the collector
+    was on; the last to leave gives it back what was frozen (by anything in the process)
+    and turns it on again if it was. Leave it once the state is dropped: a collection
+    then walks what is left, not the state.
     """
-    global _nested
-    was = gc.isenabled()
+    global _nested, _was_enabled
+    if _nested == 0:
+        _was_enabled = gc.isenabled()
     gc.disable()
     _nested += 1
     try:
@@ -76,7 +79,7 @@ def state_out_of_gc() -> Iterator[None]:
         _nested -= 1
         if _nested == 0:
             gc.unfreeze()
-            if was:
+            if _was_enabled:
                 gc.enable()
 
 

@@ -87,3 +87,22 @@ def test_the_replay_keeps_its_state_out_of_collections_until_the_outermost_use_e
     finally:
         if not was:
             gc.disable()
+
+
+def test_replays_that_interleave_turn_the_collector_back_on_whichever_leaves_last() -> None:
+    """Two replays on one event loop may leave in either order: the one that found the
+    collector already off (the second) must not leave it off when it is the last out."""
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        first, second = state_out_of_gc(), state_out_of_gc()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert not gc.isenabled()
+        second.__exit__(None, None, None)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() == 0
+    finally:
+        if not was:
+            gc.disable()
