@@ -27,8 +27,8 @@ from services.projections.audit import AuditReport, report_of, stamp, write_rows
 from services.projections.clicks import ClickCount
 from services.projections.exchange import Share
 from services.projections.join import Partial
-from services.projections.partial import segments_json, segments_of
-from services.projections.plan import PlanError, ReplayPlan, read_offsets
+from services.projections.partial import header_of, segments_json, segments_of
+from services.projections.plan import ReplayPlan, read_offsets
 from services.projections.rows import Row, dump_doc, load_table, row_of
 from services.projections.shard import Stages
 from services.projections.store import Store
@@ -65,18 +65,6 @@ def _rows_in(src: IO[bytes]) -> Iterator[Ordered]:
         head, doc = line.rstrip(b"\n").split(b"\t", 1)
         kind, key, ref, grp, ts = orjson.loads(head)
         yield kind, key, Row(kind, key, doc, ref, grp, ts)
-
-
-def _header(src: IO[bytes], path: Path, plan_id: str) -> dict[str, Any]:
-    try:
-        header: dict[str, Any] = orjson.loads(src.readline())
-    except orjson.JSONDecodeError as exc:
-        raise PlanError(f"{path} is not a replay worker's rows: {exc}") from exc
-    if header.get("format") != ROWS_FORMAT:
-        raise PlanError(f"{path} is not a replay worker's rows")
-    if header["plan"] != plan_id:
-        raise PlanError(f"{path} belongs to plan {header['plan']}, not {plan_id}")
-    return header
 
 
 def _add_derived(into: dict[str, dict[str, Any]], kind: str, table: dict[str, Any]) -> None:
@@ -116,7 +104,7 @@ def merge(
         streams: list[Iterator[Ordered]] = [((r.kind, r.key, r) for r in own.rows)]
         for path in others:
             src = files.enter_context(path.open("rb"))
-            header = _header(src, path, plan.id)
+            header = header_of(src, path, (ROWS_FORMAT,), plan.id)
             segments.update(segments_of(header["segments"]))
             rows_by_kind.update(header["rows_by_kind"])
             states.update(header["states"])

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -101,14 +101,25 @@ def write_partial(path: Path, partial: Partial, *, plan_id: str, shard: int) -> 
     os.replace(tmp, path)
 
 
+def header_of(
+    src: IO[bytes], path: Path, formats: tuple[str, ...], plan_id: str | None
+) -> dict[str, Any]:
+    """A worker's file's header line, refused if it is of another kind or plan."""
+    try:
+        header = orjson.loads(src.readline())
+    except orjson.JSONDecodeError as exc:
+        raise PlanError(f"{path} is not a replay worker's output: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") not in formats:
+        raise PlanError(f"{path} is not a replay worker's output")
+    if plan_id is not None and header.get("plan") != plan_id:
+        raise PlanError(f"{path} belongs to plan {header.get('plan')}, not {plan_id}")
+    return header
+
+
 def read_partial(path: Path, *, plan_id: str | None = None) -> tuple[int, Partial]:
     """(the worker's index, its partial state); refused if it belongs to another plan."""
     with path.open("rb") as src:
-        header = orjson.loads(src.readline())
-        if header.get("format") not in (PART_FORMAT, LINE_PER_ENTITY):
-            raise PlanError(f"{path} is not a replay worker's output")
-        if plan_id is not None and header["plan"] != plan_id:
-            raise PlanError(f"{path} belongs to plan {header['plan']}, not {plan_id}")
+        header = header_of(src, path, (PART_FORMAT, LINE_PER_ENTITY), plan_id)
         specs = choose(header["projections"])
         entities: dict[str, dict[str, Any]] = {}
         chunked = header["format"] == PART_FORMAT

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 
 from mmbus.contracts.envelope import Message
@@ -19,11 +20,12 @@ from services.projections.exchange import Router, bucket_of, finish_share, links
 from services.projections.join import Partial, Tally, join_all
 from services.projections.merge import merge, write_share
 from services.projections.message import state_with
-from services.projections.plan import ReplayPlan
+from services.projections.partial import read_partial
+from services.projections.plan import PlanError, ReplayPlan
 from services.projections.projection import Projection, choose
 from services.projections.replay import complete
 from tests.projections import events as ev
-from tests.projections.test_join import WHOLE, assignments, split
+from tests.projections.test_join import WHOLE, assignments, fold_units, split
 
 NAMES = tuple(s.name for s in choose(None))
 
@@ -128,3 +130,16 @@ def test_statuses_that_name_only_a_wamid_are_merged_where_their_send_is_finished
         assert report.digests == whole.digests, workers
         assert report.messages_by_state == whole.messages_by_state
         assert report.anomalies == whole.anomalies
+
+
+def test_a_worker_file_that_is_not_one_or_of_another_plan_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    garbled = tmp_path / "part-1.jsonl"
+    garbled.write_bytes(b"{not json\n")
+    with pytest.raises(PlanError, match="is not a replay worker's output"):
+        read_partial(garbled)
+    share = finish_share([fold_units(set())], {})
+    write_share(rows_path(tmp_path, 1), share, plan_id="another", worker=1)
+    with pytest.raises(PlanError, match="belongs to plan another, not p"):
+        merge(plan_for(2), share, [rows_path(tmp_path, 1)], None, name="test")
