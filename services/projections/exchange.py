@@ -44,7 +44,14 @@ import orjson
 
 from services.common.settings import CommonSettings
 from services.projections.audit import findings
-from services.projections.join import Partial, Segment, Tally, join_all
+from services.projections.join import (
+    Partial,
+    Segment,
+    Tally,
+    join_all,
+    linked_wamid,
+    orphan_wamid,
+)
 from services.projections.message import MessageState
 from services.projections.partial import atomic_write, read_partial, write_partial
 from services.projections.plan import ReplayPlan
@@ -90,7 +97,7 @@ def bucket_of(key: str, workers: int) -> int:
 def links_of(partial: Partial) -> list[tuple[str, str]]:
     """(wamid, key) of every message that links a command to a wamid."""
     messages: dict[str, MessageState] = partial.entities.get("message", {})
-    return [(m.wamid, key) for key, m in messages.items() if m.command_id and m.wamid]
+    return [(wamid, key) for key, m in messages.items() if (wamid := linked_wamid(m))]
 
 
 class Router:
@@ -143,8 +150,8 @@ class Router:
 
     def message(self, key: str, state: MessageState) -> int:
         group = self._by_key.get(key)
-        if group is None and state.command_id is None and state.wamid:
-            group = self._by_wamid.get(state.wamid)  # a w:<wamid> entry
+        if group is None and (wamid := orphan_wamid(key, state)):
+            group = self._by_wamid.get(wamid)
         return bucket_of(group or key, self.workers)
 
     def split(self, partial: Partial) -> list[dict[str, dict[str, Any]]]:

@@ -149,18 +149,28 @@ def join_messages(
     """Messages of both sides, merged per key, with each ``w:<wamid>`` entry merged into
     the message linked to that wamid when one is known (the smallest key, if several)."""
     out = _join_tables(a, b, merge)
-    orphans = [key for key in out if key.startswith("w:")]
+    orphans = [key for key, m in out.items() if orphan_wamid(key, m)]
     if not orphans:
         return out
     linked: dict[str, str] = {}
     for key, m in out.items():
-        if m.command_id and m.wamid:
-            held = linked.get(m.wamid)
+        wamid = linked_wamid(m)
+        if wamid is not None:
+            held = linked.get(wamid)
             if held is None or key < held:
-                linked[m.wamid] = key
+                linked[wamid] = key
     for key in orphans:
-        orphan = out[key]
-        target = linked.get(orphan.wamid) if orphan.wamid else None
+        target = linked.get(orphan_wamid(key, out[key]) or "")
         if target is not None:
             out[target] = merge(out[target], out.pop(key))
     return out
+
+
+def linked_wamid(m: MessageState) -> str | None:
+    """The wamid a message links its command to: ``w:<wamid>`` entries merge into it."""
+    return m.wamid if m.command_id and m.wamid else None
+
+
+def orphan_wamid(key: str, m: MessageState) -> str | None:
+    """The wamid of a ``w:<wamid>`` entry (statuses no send had linked yet), else None."""
+    return m.wamid if key.startswith("w:") and m.wamid else None
