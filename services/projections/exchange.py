@@ -11,7 +11,8 @@ workers share:
    link (``links-<w>.json``) and reads every worker's. A status that named only
    a wamid is kept under ``w:<wamid>`` and merged at the join into the message
    linked to that wamid (:func:`join.join_messages`), so it must be finished
-   by the worker that finishes that message (:class:`Router`).
+   by the worker that finishes that message: the one that linked it
+   (:class:`Router`).
 2. **exchange**: each entity belongs to one worker, by its key; each worker
    writes the others' shares of its partial state
    (``share-<from>-to-<to>.jsonl``, the partial-state format) and reads the
@@ -35,8 +36,9 @@ import asyncio
 import gc
 import time
 import zlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,8 @@ from services.projections.shard import Progress, Stages, fold_shard
 # Raises when a worker that the caller waits for has failed (or is gone).
 Alive = Callable[[], None]
 POLL_S = 0.002
+# (wamid, message key, rank): see Router.
+Link = tuple[str, str, int]
 
 
 def links_path(directory: Path, worker: int) -> Path:
@@ -94,10 +98,20 @@ def bucket_of(key: str, workers: int) -> int:
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % workers
 
 
-def links_of(partial: Partial) -> list[tuple[str, str]]:
-    """(wamid, key) of every message that links a command to a wamid."""
+def links_of(partial: Partial) -> list[tuple[str, str, bool]]:
+    """(wamid, key, whether the send side is here) of every message that links a command
+    to a wamid: a status whose callback data names the command links them too."""
     messages: dict[str, MessageState] = partial.entities.get("message", {})
-    return [(wamid, key) for key, m in messages.items() if (wamid := linked_wamid(m))]
+    return [
+        (wamid, key, m.template_name is not None)  # set by the command and every send event
+        for key, m in messages.items()
+        if (wamid := linked_wamid(m))
+    ]
+
+
+def ranked(links: Iterable[Sequence[Any]], worker: int, workers: int) -> list[Link]:
+    """One worker's :func:`links_of` as the :class:`Router` takes them."""
+    return [(wamid, key, worker if sent else workers + worker) for wamid, key, sent in links]
 
 
 class Router:
@@ -105,26 +119,37 @@ class Router:
 
     Message keys and wamids that any worker's messages link are grouped (a
     message may have been linked to two wamids, in two partial states); a
-    group goes to the worker of its smallest key, and with it every
+    group goes to the worker of its lowest-ranked link, and with it every
     ``w:<wamid>`` entry of its wamids: whatever the join could merge is on one
-    worker. Other entities, and unlinked messages, go by their own key.
+    worker. A link's rank is the worker that holds it, first among the workers
+    that hold the message's send side (:func:`ranked`). The send side (the
+    command and its send events, co-keyed: :data:`plan.CO_KEYED`) is usually
+    whole on one worker, so it stays there and only its statuses travel: on the
+    benchmark's log, half the messages were written, read and joined again when
+    a group went by the hash of its key. Other entities, and unlinked messages,
+    go by their own key. Every worker reads every worker's links, so every
+    worker routes alike; the ranks decide only what travels, never the result.
     """
 
-    def __init__(self, links: Iterable[tuple[str, str]], workers: int) -> None:
+    def __init__(self, links: Iterable[Link], workers: int) -> None:
         self.workers = workers
         links = list(links)
+        owner: dict[str, int] = {}  # key: its lowest-ranked link
+        for _, key, rank in links:
+            if owner.get(key, 2 * workers) > rank:
+                owner[key] = rank
         # The usual case: no wamid linked to two keys. A key's group is then itself (with
         # any other wamids of its own), and a wamid's the one key it names.
         of_wamid: dict[str, str] = {}
-        for wamid, key in links:
+        for wamid, key, _ in links:
             if of_wamid.setdefault(wamid, key) != key:
                 break
         else:
-            self._by_key: dict[str, str] = {}
-            self._by_wamid: dict[str, str] = of_wamid
+            self._by_key: dict[str, int] = {k: rank % workers for k, rank in owner.items()}
+            self._by_wamid: dict[str, int] = {w: self._by_key[k] for w, k in of_wamid.items()}
             return
         up: dict[tuple[bool, str], tuple[bool, str]] = {}
-        smallest: dict[tuple[bool, str], str] = {}  # per group's root: its smallest key
+        lowest: dict[tuple[bool, str], int] = {}  # per group's root: its lowest rank
 
         def root(node: tuple[bool, str]) -> tuple[bool, str]:
             top = node
@@ -134,25 +159,25 @@ class Router:
                 up[node], node = top, up[node]
             return top
 
-        for wamid, key in links:
+        for wamid, key, rank in links:
             a, b = root((True, key)), root((False, wamid))
-            smallest[a] = min(smallest.get(a, key), key)
+            lowest[a] = min(lowest.get(a, rank), rank)
             if a != b:
                 up[b] = a
-                theirs = smallest.pop(b, None)
-                if theirs is not None and theirs < smallest[a]:
-                    smallest[a] = theirs
+                theirs = lowest.pop(b, None)
+                if theirs is not None and theirs < lowest[a]:
+                    lowest[a] = theirs
         self._by_key = {}
         self._by_wamid = {}
-        for wamid, key in links:
-            self._by_key[key] = smallest[root((True, key))]
-            self._by_wamid[wamid] = smallest[root((False, wamid))]
+        for wamid, key, _ in links:
+            self._by_key[key] = lowest[root((True, key))] % workers
+            self._by_wamid[wamid] = lowest[root((False, wamid))] % workers
 
     def message(self, key: str, state: MessageState) -> int:
-        group = self._by_key.get(key)
-        if group is None and (wamid := orphan_wamid(key, state)):
-            group = self._by_wamid.get(wamid)
-        return bucket_of(group or key, self.workers)
+        worker = self._by_key.get(key)
+        if worker is None and (wamid := orphan_wamid(key, state)):
+            worker = self._by_wamid.get(wamid)
+        return bucket_of(key, self.workers) if worker is None else worker
 
     def split(self, partial: Partial) -> list[dict[str, dict[str, Any]]]:
         """The partial state's entities, per worker that finishes them."""
@@ -173,14 +198,49 @@ class Router:
 @dataclass
 class Share:
     """What one worker finished: its rows in (kind, key) order, its part of the
-    derived rows and of the audit's counts, and the log segments it read."""
+    derived rows and of the audit's counts, and the log segments it read.
 
-    rows: list[Row]
+    The rows are made as they are read, once (the merge or the rows file takes
+    them): held all at once, each document kept a page of memory of its own
+    (orjson's output buffer, shrunk in place), and on the benchmark's log the
+    page faults of 15,000 of them cost more than making them.
+    """
+
+    rows: Iterator[Row]
     derived: dict[str, dict[str, Any]]
     rows_by_kind: dict[str, int]
     states: dict[str, int]
     anomalies: dict[str, int]
     segments: dict[Segment, Tally]
+
+    def held(self) -> Share:
+        """This share with its rows made now and held compactly: worker 0 makes its own
+        while it waits for the others' files, rather than after. Each document is copied
+        to its own size: orjson's output keeps its whole buffer (about 8 KB for a 1.2 KB
+        document)."""
+        rows = [
+            Row(r.kind, r.key, memoryview(r.doc).tobytes(), r.ref, r.grp, r.ts) for r in self.rows
+        ]
+        return replace(self, rows=iter(rows))
+
+
+def _rows(
+    entities: Iterator[tuple[str, str, Any]], columns: bool, stages: Stages | None
+) -> Iterator[Row]:
+    clock = time.process_time
+    while True:
+        mark = clock()  # per batch: a CPU clock read is a system call, dearer than a row
+        if columns:
+            batch = [
+                row_of(k, key, state, dump_doc(state)) for k, key, state in islice(entities, 256)
+            ]
+        else:  # no store: the digest needs the documents only
+            batch = [Row(k, key, dump_doc(state)) for k, key, state in islice(entities, 256)]
+        if stages is not None:
+            stages.add("rows+digest", clock() - mark)
+        if not batch:
+            return
+        yield from batch
 
 
 def finish_share(
@@ -198,14 +258,9 @@ def finish_share(
     projection.settle()
     derived_at = clock()
     primary = [kind for kind in projection.kinds if kind not in DERIVED_KINDS]
-    entities = projection.sorted_entities(primary)
-    if columns:
-        rows = [row_of(kind, key, state, dump_doc(state)) for kind, key, state in entities]
-    else:  # no store: the digest needs the documents only
-        rows = [Row(kind, key, dump_doc(state)) for kind, key, state in entities]
     states, anomalies = findings(projection.entities.get("message", {}).values())
     share = Share(
-        rows=rows,
+        rows=_rows(projection.sorted_entities(primary), columns, stages),
         derived={k: t for k, t in projection.entities.items() if k in DERIVED_KINDS},
         rows_by_kind={kind: len(projection.entities[kind]) for kind in primary},
         states=dict(states),
@@ -236,9 +291,10 @@ async def share_of(
     started = clock()
     workers = range(len(plan.shards))
     atomic_write(links_path(directory, worker), orjson.dumps(links_of(partial)))
-    links: list[tuple[str, str]] = []
+    links: list[Link] = []
     for other in workers:
-        links += orjson.loads((await arrived(links_path(directory, other), alive)).read_bytes())
+        theirs = orjson.loads((await arrived(links_path(directory, other), alive)).read_bytes())
+        links += ranked(theirs, other, len(workers))
     shares = Router(links, len(workers)).split(partial)
     segments, specs = partial.segments, partial.specs
     del partial

@@ -260,6 +260,7 @@ async def _fan_out(
             progress=progress,
             stages=stages,
         )
+        own = own.held()
         others = [
             await arrived(rows_path(directory, child), alive)
             for child in range(1, len(plan.shards))

@@ -16,7 +16,14 @@ from hypothesis import given, settings
 
 from mmbus.contracts.envelope import Message
 from services.projections.audit import AuditReport
-from services.projections.exchange import Router, bucket_of, finish_share, links_of, rows_path
+from services.projections.exchange import (
+    Router,
+    bucket_of,
+    finish_share,
+    links_of,
+    ranked,
+    rows_path,
+)
 from services.projections.join import Partial, Tally, join_all
 from services.projections.merge import merge, write_share
 from services.projections.message import state_with
@@ -38,7 +45,9 @@ def plan_for(workers: int) -> ReplayPlan:
 def exchanged(parts: list[Partial], directory: Path) -> AuditReport:
     """What the workers of exchange.py hand worker 0, and what it makes of them."""
     n = len(parts)
-    router = Router([link for part in parts for link in links_of(part)], n)
+    router = Router(
+        [link for w, part in enumerate(parts) for link in ranked(links_of(part), w, n)], n
+    )
     shares = [router.split(part) for part in parts]
     finished = [
         finish_share(
@@ -74,29 +83,51 @@ def test_any_split_finished_by_its_workers_reports_what_one_process_does(
     assert report.workers == parts
 
 
-def test_a_wamid_only_status_goes_to_the_worker_of_the_message_it_joins() -> None:
+def test_a_wamid_only_status_goes_to_the_worker_that_linked_its_message() -> None:
     orphan = state_with(key="w:wamid.9", wamid="wamid.9", status="read")
     sent = state_with(key="cmd-9", command_id="cmd-9", wamid="wamid.9")
     for workers in (2, 3, 4, 7):
-        router = Router([("wamid.9", "cmd-9")], workers)
-        assert router.message("w:wamid.9", orphan) == router.message("cmd-9", sent)
-        assert router.message("cmd-9", sent) == bucket_of("cmd-9", workers)
+        for linker in range(workers):
+            router = Router([("wamid.9", "cmd-9", linker)], workers)
+            assert router.message("w:wamid.9", orphan) == linker
+            assert router.message("cmd-9", sent) == linker
 
 
-def test_keys_linked_through_a_shared_wamid_go_together_by_their_smallest_key() -> None:
+def test_a_message_linked_by_two_workers_goes_to_the_one_with_its_send_side() -> None:
+    # Worker 1 folded a status whose callback data named the command, worker 3 the send.
+    sent = state_with(key="cmd-9", command_id="cmd-9", wamid="wamid.9", template_name="t")
+    read = state_with(key="cmd-9", command_id="cmd-9", wamid="wamid.9", status="read")
+    links = [
+        *ranked([("wamid.9", "cmd-9", False)], 1, 4),
+        *ranked([("wamid.9", "cmd-9", True)], 3, 4),
+    ]
+    router = Router(links, 4)
+    assert router.message("cmd-9", sent) == router.message("cmd-9", read) == 3
+    assert router.message("w:wamid.9", state_with(key="w:wamid.9", wamid="wamid.9")) == 3
+    # Both with their send side, or neither: the lower worker.
+    assert Router([("wamid.9", "cmd-9", 3), ("wamid.9", "cmd-9", 1)], 4).message("cmd-9", sent) == 1
+    assert Router([("wamid.9", "cmd-9", 7), ("wamid.9", "cmd-9", 5)], 4).message("cmd-9", sent) == 1
+
+
+def test_links_say_which_worker_holds_the_send_side() -> None:
+    sends = folded([e for n in (1, 2) for e in (ev.command(n), ev.accepted(n))], 0)
+    assert sorted(links_of(sends)) == [("wamid.1", ev.cid(1), True), ("wamid.2", ev.cid(2), True)]
+    assert ranked(links_of(sends), 2, 3)[0][2] == 2
+
+
+def test_keys_linked_through_a_shared_wamid_go_together_to_the_lowest_linking_worker() -> None:
     # cmd-b was linked to two wamids in two partial states, one of them also cmd-a's.
-    links = [("wamid.1", "cmd-b"), ("wamid.2", "cmd-b"), ("wamid.2", "cmd-a")]
+    links = [("wamid.1", "cmd-b", 2), ("wamid.2", "cmd-b", 1), ("wamid.2", "cmd-a", 4)]
     orphan = state_with(key="w:wamid.1", wamid="wamid.1")
-    for workers in (2, 3, 5):
-        router = Router(links, workers)
-        group = bucket_of("cmd-a", workers)
-        assert router.message("cmd-b", state_with(key="cmd-b", command_id="cmd-b")) == group
-        assert router.message("cmd-a", state_with(key="cmd-a", command_id="cmd-a")) == group
-        assert router.message("w:wamid.1", orphan) == group
+    router = Router(links, 5)
+    assert router.message("cmd-b", state_with(key="cmd-b", command_id="cmd-b")) == 1
+    assert router.message("cmd-a", state_with(key="cmd-a", command_id="cmd-a")) == 1
+    assert router.message("w:wamid.1", orphan) == 1
+    assert router.message("w:wamid.2", state_with(key="w:wamid.2", wamid="wamid.2")) == 1
 
 
 def test_what_nothing_links_goes_by_its_own_key() -> None:
-    router = Router([("wamid.1", "cmd-1")], 4)
+    router = Router([("wamid.1", "cmd-1", 0)], 4)
     lone = state_with(key="w:wamid.7", wamid="wamid.7")
     assert router.message("w:wamid.7", lone) == bucket_of("w:wamid.7", 4)
     unsent = state_with(key="cmd-2", command_id="cmd-2")
