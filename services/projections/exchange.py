@@ -37,7 +37,7 @@ import gc
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -212,16 +212,6 @@ class Share:
     states: dict[str, int]
     anomalies: dict[str, int]
     segments: dict[Segment, Tally]
-
-    def held(self) -> Share:
-        """This share with its rows made now and held compactly: worker 0 makes its own
-        while it waits for the others' files, rather than after. Each document is copied
-        to its own size: orjson's output keeps its whole buffer (about 8 KB for a 1.2 KB
-        document)."""
-        rows = [
-            Row(r.kind, r.key, memoryview(r.doc).tobytes(), r.ref, r.grp, r.ts) for r in self.rows
-        ]
-        return replace(self, rows=iter(rows))
 
 
 def _rows(

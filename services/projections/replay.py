@@ -25,7 +25,7 @@ from pathlib import Path
 
 from services.common.settings import CommonSettings
 from services.projections.audit import AuditReport, audit, finish, stamp
-from services.projections.exchange import arrived, rows_path, share_of
+from services.projections.exchange import POLL_S, arrived, rows_path, share_of
 from services.projections.join import Partial, join_all
 from services.projections.merge import merge, write_share
 from services.projections.partial import part_path, read_partial, write_partial, write_plan
@@ -246,6 +246,15 @@ async def _fan_out(
             if child.exitcode not in (None, 0):
                 raise PlanError(f"a replay worker failed (exit code {child.exitcode})")
 
+    def wait(path: Path) -> Path:
+        # Blocking: the merge is synchronous, and nothing else runs in this process now.
+        while not path.exists():
+            alive()
+            if all(child.exitcode == 0 for child in children) and not path.exists():
+                raise PlanError(f"{path} is missing although every worker has finished")
+            time.sleep(POLL_S)
+        return path
+
     started = time.perf_counter()
     for child in children:
         child.start()
@@ -260,14 +269,13 @@ async def _fan_out(
             progress=progress,
             stages=stages,
         )
-        own = own.held()
         others = [
             await arrived(rows_path(directory, child), alive)
             for child in range(1, len(plan.shards))
         ]
         if stages is not None:
             stages.wall["workers"] = time.perf_counter() - started
-        report = merge(plan, own, others, store, name=name, stages=stages)
+        report = merge(plan, own, others, store, name=name, stages=stages, wait=wait)
         for child in children:  # done: its rows are written; one that lingers is stopped
             await asyncio.to_thread(child.join, CHILD_EXIT_S)
     finally:

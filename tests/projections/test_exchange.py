@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 
 from mmbus.contracts.envelope import Message
+from services.projections import merge as merge_module
 from services.projections.audit import AuditReport
 from services.projections.exchange import (
     Router,
@@ -32,7 +33,7 @@ from services.projections.plan import PlanError, ReplayPlan
 from services.projections.projection import Projection, choose
 from services.projections.replay import complete
 from tests.projections import events as ev
-from tests.projections.test_join import WHOLE, assignments, fold_units, split
+from tests.projections.test_join import UNITS, WHOLE, assignments, fold_units, split
 
 NAMES = tuple(s.name for s in choose(None))
 
@@ -173,4 +174,35 @@ def test_a_worker_file_that_is_not_one_or_of_another_plan_is_refused_in_one_line
     share = finish_share([fold_units(set())], {})
     write_share(rows_path(tmp_path, 1), share, plan_id="another", worker=1)
     with pytest.raises(PlanError, match="belongs to plan another, not p"):
+        merge(plan_for(2), share, [rows_path(tmp_path, 1)], None, name="test")
+
+
+def test_rows_handed_back_in_parts_merge_as_one_file_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker 0 merges a part while the worker writes the next: however the rows are cut
+    (a part of 7 rows, of 1, or of exactly all of them), the report is the same."""
+    parts = split([i % 2 for i in range(len(UNITS))], 2)
+    for rows_per_part in (7, 1, 10_000):
+        monkeypatch.setattr(merge_module, "PART_ROWS", rows_per_part)
+        directory = tmp_path / str(rows_per_part)
+        directory.mkdir()
+        report = exchanged(parts, directory)
+        assert report.digests == WHOLE_REPORT.digests
+        assert report.rows_by_kind == WHOLE_REPORT.rows_by_kind
+        files = sorted(p.name for p in directory.iterdir())
+        assert len(files) > 1 if rows_per_part < 10_000 else files == ["rows-1.jsonl"]
+
+
+def test_a_missing_part_of_a_workers_rows_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(merge_module, "PART_ROWS", 2)
+    parts = split([i % 2 for i in range(len(UNITS))], 2)
+    exchanged(parts, tmp_path)
+    later = sorted(tmp_path.glob("rows-1.*.jsonl"), key=lambda p: int(p.suffixes[0][1:]))
+    assert len(later) >= 2
+    later[-1].unlink()
+    share = finish_share([fold_units(set())], {})
+    with pytest.raises(PlanError, match=rf"{later[-1].name} is missing"):
         merge(plan_for(2), share, [rows_path(tmp_path, 1)], None, name="test")
