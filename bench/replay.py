@@ -19,7 +19,10 @@ partition), then in the same run:
 The machine is shared (other tests, a chaos run): each figure is the best of
 ``ROUNDS`` runs, interleaved (raw before, between and after the replays;
 memory, SQLite and two workers in turn each round), so a burst of someone
-else's load is not taken for a difference between the configurations. Each
+else's load is not taken for a difference between the configurations. Five
+rounds, not three: on this two-core machine beside other work, best-of-three
+figures of the same code moved by a fifth from one run to the next (two
+workers most: they need both cores at once). Each
 row also gives the CPU per event (this process and its workers). The per-stage
 breakdown is CPU per event: fetch is the raw consumer's; decode and fold are
 timed apart over the records the raw consumer read; the later stages come from
@@ -131,7 +134,7 @@ def bench_settings(bootstrap: str) -> CommonSettings:
     )
 
 
-ROUNDS = 3
+ROUNDS = 5
 
 
 def best(runs: list[Run]) -> Run:
