@@ -10,7 +10,9 @@ all ended without a message is resumed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mmbus.contracts.envelope import Message
 from mmbus.contracts.send_events import (
@@ -60,15 +62,37 @@ class Ledger:
         return rejection_id in self.rejections
 
     def apply(self, event: Message) -> None:
-        if isinstance(event, SendRejected):
-            self.rejections.add(event.id)
-        if isinstance(event, SendAttempted):
-            entry = self.get(event.data.command_id)
-            entry.attempts = max(entry.attempts, event.data.attempt)
-        elif isinstance(event, SendAttemptFailed):
-            # Written after its send.attempted; max() keeps either order right.
-            entry = self.get(event.data.command_id)
-            entry.attempts = max(entry.attempts, event.data.attempt)
-            entry.closed = max(entry.closed, event.data.attempt)
-        elif isinstance(event, TERMINAL) and event.data.command_id:
+        # By the event's exact type: isinstance against a pydantic model class that does
+        # not match calls the metaclass's __instancecheck__ in Python, and the sender
+        # applies two events per send (the catalogue's event classes are final).
+        fold = _FOLDS.get(type(event))
+        if fold is not None:
+            fold(self, event)
+
+    def _rejected(self, event: SendRejected) -> None:
+        self.rejections.add(event.id)
+        self._terminal(event)
+
+    def _attempted(self, event: SendAttempted) -> None:
+        entry = self.get(event.data.command_id)
+        entry.attempts = max(entry.attempts, event.data.attempt)
+
+    def _attempt_failed(self, event: SendAttemptFailed) -> None:
+        # Written after its send.attempted; max() keeps either order right.
+        entry = self.get(event.data.command_id)
+        entry.attempts = max(entry.attempts, event.data.attempt)
+        entry.closed = max(entry.closed, event.data.attempt)
+
+    def _terminal(
+        self, event: SendAccepted | SendFailed | SendSuppressed | SendRejected | SendIndeterminate
+    ) -> None:
+        if event.data.command_id:
             self.get(event.data.command_id).terminal = True
+
+
+_FOLDS: dict[type[Message], Callable[[Ledger, Any], None]] = {
+    SendRejected: Ledger._rejected,
+    SendAttempted: Ledger._attempted,
+    SendAttemptFailed: Ledger._attempt_failed,
+    **{kind: Ledger._terminal for kind in TERMINAL if kind is not SendRejected},
+}
