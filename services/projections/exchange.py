@@ -8,11 +8,12 @@ each worker finishes a share of the entities instead, in the directory the
 workers share:
 
 1. **links**: each worker writes the (wamid, command key) pairs its messages
-   link (``links-<w>.json``) and reads every worker's. A status that named only
+   link, each with whether it holds that message's send side
+   (``links-<w>.json``), and reads every worker's. A status that named only
    a wamid is kept under ``w:<wamid>`` and merged at the join into the message
    linked to that wamid (:func:`join.join_messages`), so it must be finished
-   by the worker that finishes that message: the one that linked it
-   (:class:`Router`).
+   by the worker that finishes that message: the one that holds its send side
+   (:class:`~services.projections.owners.Router`).
 2. **exchange**: each entity belongs to one worker, by its key; each worker
    writes the others' shares of its partial state
    (``share-<from>-to-<to>.jsonl``, the partial-state format) and reads the
@@ -35,8 +36,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -46,15 +46,8 @@ import orjson
 
 from services.common.settings import CommonSettings
 from services.projections.audit import findings
-from services.projections.join import (
-    Partial,
-    Segment,
-    Tally,
-    join_all,
-    linked_wamid,
-    orphan_wamid,
-)
-from services.projections.message import MessageState
+from services.projections.join import Partial, Segment, Tally, join_all
+from services.projections.owners import Link, Router, links_of, ranked
 from services.projections.partial import atomic_write, read_partial, write_partial
 from services.projections.plan import ReplayPlan
 from services.projections.projection import DERIVED_KINDS
@@ -64,8 +57,6 @@ from services.projections.shard import Progress, Stages, fold_shard
 # Raises when a worker that the caller waits for has failed (or is gone).
 Alive = Callable[[], None]
 POLL_S = 0.002
-# (wamid, message key, rank): see Router.
-Link = tuple[str, str, int]
 
 
 def links_path(directory: Path, worker: int) -> Path:
@@ -91,108 +82,6 @@ async def arrived(path: Path, alive: Alive) -> Path:
         alive()
         await asyncio.sleep(POLL_S)
     return path
-
-
-def bucket_of(key: str, workers: int) -> int:
-    """The worker that finishes the entities keyed ``key``: the same on every host."""
-    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % workers
-
-
-def links_of(partial: Partial) -> list[tuple[str, str, bool]]:
-    """(wamid, key, whether the send side is here) of every message that links a command
-    to a wamid: a status whose callback data names the command links them too."""
-    messages: dict[str, MessageState] = partial.entities.get("message", {})
-    return [
-        (wamid, key, m.template_name is not None)  # set by the command and every send event
-        for key, m in messages.items()
-        if (wamid := linked_wamid(m))
-    ]
-
-
-def ranked(links: Iterable[Sequence[Any]], worker: int, workers: int) -> list[Link]:
-    """One worker's :func:`links_of` as the :class:`Router` takes them."""
-    return [(wamid, key, worker if sent else workers + worker) for wamid, key, sent in links]
-
-
-class Router:
-    """Which worker finishes each entity.
-
-    Message keys and wamids that any worker's messages link are grouped (a
-    message may have been linked to two wamids, in two partial states); a
-    group goes to the worker of its lowest-ranked link, and with it every
-    ``w:<wamid>`` entry of its wamids: whatever the join could merge is on one
-    worker. A link's rank is the worker that holds it, first among the workers
-    that hold the message's send side (:func:`ranked`). The send side (the
-    command and its send events, co-keyed: :data:`plan.CO_KEYED`) is usually
-    whole on one worker, so it stays there and only its statuses travel: on the
-    benchmark's log, half the messages were written, read and joined again when
-    a group went by the hash of its key. Other entities, and unlinked messages,
-    go by their own key. Every worker reads every worker's links, so every
-    worker routes alike; the ranks decide only what travels, never the result.
-    """
-
-    def __init__(self, links: Iterable[Link], workers: int) -> None:
-        self.workers = workers
-        links = list(links)
-        owner: dict[str, int] = {}  # key: its lowest-ranked link
-        for _, key, rank in links:
-            if owner.get(key, 2 * workers) > rank:
-                owner[key] = rank
-        # The usual case: no wamid linked to two keys. A key's group is then itself (with
-        # any other wamids of its own), and a wamid's the one key it names.
-        of_wamid: dict[str, str] = {}
-        for wamid, key, _ in links:
-            if of_wamid.setdefault(wamid, key) != key:
-                break
-        else:
-            self._by_key: dict[str, int] = {k: rank % workers for k, rank in owner.items()}
-            self._by_wamid: dict[str, int] = {w: self._by_key[k] for w, k in of_wamid.items()}
-            return
-        up: dict[tuple[bool, str], tuple[bool, str]] = {}
-        lowest: dict[tuple[bool, str], int] = {}  # per group's root: its lowest rank
-
-        def root(node: tuple[bool, str]) -> tuple[bool, str]:
-            top = node
-            while (parent := up.get(top, top)) != top:
-                top = parent
-            while node != top:  # shorten the path for the next look-up
-                up[node], node = top, up[node]
-            return top
-
-        for wamid, key, rank in links:
-            a, b = root((True, key)), root((False, wamid))
-            lowest[a] = min(lowest.get(a, rank), rank)
-            if a != b:
-                up[b] = a
-                theirs = lowest.pop(b, None)
-                if theirs is not None and theirs < lowest[a]:
-                    lowest[a] = theirs
-        self._by_key = {}
-        self._by_wamid = {}
-        for wamid, key, _ in links:
-            self._by_key[key] = lowest[root((True, key))] % workers
-            self._by_wamid[wamid] = lowest[root((False, wamid))] % workers
-
-    def message(self, key: str, state: MessageState) -> int:
-        worker = self._by_key.get(key)
-        if worker is None and (wamid := orphan_wamid(key, state)):
-            worker = self._by_wamid.get(wamid)
-        return bucket_of(key, self.workers) if worker is None else worker
-
-    def split(self, partial: Partial) -> list[dict[str, dict[str, Any]]]:
-        """The partial state's entities, per worker that finishes them."""
-        shares: list[dict[str, dict[str, Any]]] = [
-            {kind: {} for kind in partial.entities} for _ in range(self.workers)
-        ]
-        n = self.workers
-        for kind, table in partial.entities.items():
-            if kind == "message":
-                for key, state in table.items():
-                    shares[self.message(key, state)][kind][key] = state
-            else:
-                for key, state in table.items():
-                    shares[bucket_of(key, n)][kind][key] = state
-        return shares
 
 
 @dataclass

@@ -17,17 +17,11 @@ from hypothesis import given, settings
 from mmbus.contracts.envelope import Message
 from services.projections import merge as merge_module
 from services.projections.audit import AuditReport
-from services.projections.exchange import (
-    Router,
-    bucket_of,
-    finish_share,
-    links_of,
-    ranked,
-    rows_path,
-)
+from services.projections.exchange import finish_share, rows_path
 from services.projections.join import Partial, Tally, join_all
 from services.projections.merge import merge, write_share
 from services.projections.message import state_with
+from services.projections.owners import Router, bucket_of, links_of, ranked
 from services.projections.partial import read_partial
 from services.projections.plan import PlanError, ReplayPlan
 from services.projections.projection import Projection, choose
