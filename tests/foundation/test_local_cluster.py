@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from mmbus.contracts.topics import Stream, catalogue
 from services.localkafka import cluster
 from services.localkafka.cluster_state import ClusterInstance, node_layout
+from tests.waiting import eventually
 
 # Three JVMs take 30-50 s to start on two busy cores and the fault run about a
 # minute more: part of `make test-slow`, not `make test`.
@@ -111,13 +112,16 @@ async def _min_insync(bootstrap: str, topics: list[str]) -> dict[str, str]:
 async def _settled(
     bootstrap: str, topic: str, ok: Callable[[Partition], bool], timeout_s: float = 30.0
 ) -> dict[int, Partition]:
-    """The topic's partitions once ``ok`` holds for all of them, or as they are at the deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        partitions = await _partitions(bootstrap, topic)
-        if all(ok(p) for p in partitions.values()) or asyncio.get_running_loop().time() > deadline:
-            return partitions
-        await asyncio.sleep(0.2)
+    """The topic's partitions once ``ok`` holds for all of them (fails at the deadline)."""
+    latest: dict[int, Partition] = {}
+
+    async def settled() -> bool:
+        latest.clear()
+        latest.update(await _partitions(bootstrap, topic))
+        return all(ok(p) for p in latest.values())
+
+    await eventually(settled, within_s=timeout_s, poll_s=0.2, what=f"{topic}'s partitions settled")
+    return latest
 
 
 def test_up_reuses_the_cluster_and_status_shows_every_node(three_nodes: ClusterInstance) -> None:

@@ -37,6 +37,7 @@ from tests.sender.support import (
     terminal_by_command,
     terminals_cover,
 )
+from tests.waiting import eventually
 
 WABA = "102290129340398"
 NUMBERS = [f"1065403522429{i:02d}" for i in range(5)]
@@ -295,10 +296,13 @@ async def _logged(
     logs: Path, index: int, text: str, *, times: int = 1, deadline_s: float = 120
 ) -> None:
     """Until the ``index``-th sender (in start order) has logged ``text`` ``times`` times."""
-    async with asyncio.timeout(deadline_s):
-        # The condition is in another process's log file: nothing to await but the file.
-        while not await asyncio.to_thread(_has_logged, logs, index, text, times):  # noqa: ASYNC110
-            await asyncio.sleep(LOG_POLL_S)
+    # The condition is in another process's log file: nothing to await but the file.
+    await eventually(
+        lambda: asyncio.to_thread(_has_logged, logs, index, text, times),
+        within_s=deadline_s,
+        poll_s=LOG_POLL_S,
+        what=f"sender {index} logging {text!r} {times} time(s)",
+    )
 
 
 def _ledger_rebuilds(logs: Path) -> list[list[str]]:
