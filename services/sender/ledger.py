@@ -62,10 +62,11 @@ class Ledger:
         return rejection_id in self.rejections
 
     def apply(self, event: Message) -> None:
-        # By the event's exact type: isinstance against a pydantic model class that does
-        # not match calls the metaclass's __instancecheck__ in Python, and the sender
-        # applies two events per send (the catalogue's event classes are final).
-        fold = _FOLDS.get(type(event))
+        # By the event's type, resolved once per class: isinstance against a pydantic
+        # model class that does not match calls the metaclass's __instancecheck__ in
+        # Python, and the sender applies two events per send.
+        kind = type(event)
+        fold = _FOLDS[kind] if kind in _FOLDS else _fold_of(kind)
         if fold is not None:
             fold(self, event)
 
@@ -90,9 +91,18 @@ class Ledger:
             self.get(event.data.command_id).terminal = True
 
 
-_FOLDS: dict[type[Message], Callable[[Ledger, Any], None]] = {
+Fold = Callable[[Ledger, Any], None]
+_BY_CLASS: dict[type[Message], Fold] = {
     SendRejected: Ledger._rejected,
     SendAttempted: Ledger._attempted,
     SendAttemptFailed: Ledger._attempt_failed,
     **{kind: Ledger._terminal for kind in TERMINAL if kind is not SendRejected},
 }
+# Every class met so far, a subclass too (by its nearest folded base), or None.
+_FOLDS: dict[type, Fold | None] = dict(_BY_CLASS)
+
+
+def _fold_of(kind: type) -> Fold | None:
+    fold = next((_BY_CLASS[base] for base in kind.__mro__ if base in _BY_CLASS), None)
+    _FOLDS[kind] = fold
+    return fold
