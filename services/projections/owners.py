@@ -56,10 +56,6 @@ class Router:
     def __init__(self, links: Iterable[Link], workers: int) -> None:
         self.workers = workers
         links = list(links)
-        owner: dict[str, int] = {}  # key: its lowest-ranked link
-        for _, key, rank in links:
-            if owner.get(key, 2 * workers) > rank:
-                owner[key] = rank
         # The usual case: no wamid linked to two keys. A key's group is then itself (with
         # any other wamids of its own), and a wamid's the one key it names.
         of_wamid: dict[str, str] = {}
@@ -67,7 +63,10 @@ class Router:
             if of_wamid.setdefault(wamid, key) != key:
                 break
         else:
-            self._by_key: dict[str, int] = {k: rank % workers for k, rank in owner.items()}
+            lowest_of: dict[str, int] = {}  # key: its lowest-ranked link
+            for _, key, rank in links:
+                lowest_of[key] = min(rank, lowest_of.get(key, rank))
+            self._by_key: dict[str, int] = {k: rank % workers for k, rank in lowest_of.items()}
             self._by_wamid: dict[str, int] = {w: self._by_key[k] for w, k in of_wamid.items()}
             return
         up: dict[tuple[bool, str], tuple[bool, str]] = {}
