@@ -2,8 +2,8 @@
 
 A worker other than 0 hands its :class:`~services.projections.exchange.Share`
 back as ``rows-<w>.jsonl``: a header line (the plan's id, the worker, the log
-segments it read, its counts and its part of the derived rows, how many rows
-follow), then one line per row in (kind, key) order,
+segments it read, its counts, rows per kind among them, and its part of the
+derived rows), then one line per row in (kind, key) order,
 ``[kind, key, ref, grp, ts]<TAB>doc``, the doc being the canonical JSON the
 digest is taken over (never parsed again here). The rows come in parts of
 :data:`PART_ROWS`, the first in ``rows-<w>.jsonl`` after the header, the next
@@ -40,7 +40,7 @@ from services.projections.rows import Row, dump_doc, load_table, row_of
 from services.projections.shard import Stages
 from services.projections.store import Store
 
-ROWS_FORMAT = "mmbus-replay-rows/2"  # /1: every row in one file, and no "rows" count
+ROWS_FORMAT = "mmbus-replay-rows/2"  # /1: every row in one file
 PART_ROWS = 2000
 
 # Returns the path once the file is there; raises if its writer has failed.
@@ -59,7 +59,6 @@ def write_share(path: Path, share: Share, *, plan_id: str, worker: int) -> None:
         "shard": worker,
         "segments": segments_json(share.segments),
         "rows_by_kind": share.rows_by_kind,
-        "rows": sum(share.rows_by_kind.values()),
         "states": share.states,
         "anomalies": share.anomalies,
         "derived": share.derived,
@@ -152,7 +151,8 @@ def merge(
             anomalies.update(header["anomalies"])
             for kind, raw in header["derived"].items():
                 _add_derived(derived, kind, load_table(kind, orjson.dumps(raw)))
-            streams.append(_rows_in(path, src, int(header["rows"]), wait))
+            rows = sum(header["rows_by_kind"].values())
+            streams.append(_rows_in(path, src, rows, wait))
         whole = Partial(plan.specs, {}, segments)
         reached = whole.reached()
         plan.check_read(reached)
