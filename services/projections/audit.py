@@ -7,13 +7,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 from services.projections.join import Tally
 from services.projections.message import MessageState
 from services.projections.projection import Projection, ProjectionSpec
-from services.projections.rows import Fingerprints, Row, dump_doc, row_of
+from services.projections.rows import Fingerprints, Row, serialised
 from services.projections.shard import Stages
 from services.projections.store import Offsets, Store, StoreError
 
@@ -125,24 +124,12 @@ def finish(
         stages.add("aggregates", clock() - started)
     serialising = 0.0
 
-    def rows() -> Iterator[Row]:
-        # Timed a batch at a time: a CPU clock read is a system call, dearer than a row.
+    def spent(seconds: float) -> None:
         nonlocal serialising
-        entities = projection.sorted_entities()
-        while True:
-            mark = clock()
-            batch = [
-                row_of(kind, key, state, dump_doc(state))
-                if store is not None
-                else Row(kind, key, dump_doc(state))  # the digest needs the documents only
-                for kind, key, state in islice(entities, 256)
-            ]
-            serialising += clock() - mark
-            if not batch:
-                return
-            yield from batch
+        serialising += seconds
 
-    digests = write_rows(rows(), projection.specs, store, name=name, offsets=offsets, stages=stages)
+    rows = serialised(projection.sorted_entities(), columns=store is not None, spent=spent)
+    digests = write_rows(rows, projection.specs, store, name=name, offsets=offsets, stages=stages)
     if stages is not None:
         stages.add("rows+digest", serialising)
         stages.add("store", -serialising)

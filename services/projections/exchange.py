@@ -38,7 +38,6 @@ import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ from services.projections.owners import Link, Router, links_of, ranked
 from services.projections.partial import atomic_write, read_partial, write_partial
 from services.projections.plan import ReplayPlan
 from services.projections.projection import DERIVED_KINDS
-from services.projections.rows import Row, dump_doc, row_of
+from services.projections.rows import Row, serialised
 from services.projections.shard import Progress, Stages, fold_shard
 
 # Raises when a worker that the caller waits for has failed (or is gone).
@@ -84,6 +83,10 @@ async def arrived(path: Path, alive: Alive) -> Path:
     return path
 
 
+def _ignored(seconds: float) -> None:
+    pass
+
+
 @dataclass
 class Share:
     """What one worker finished: its rows in (kind, key) order, its part of the
@@ -103,25 +106,6 @@ class Share:
     segments: dict[Segment, Tally]
 
 
-def _rows(
-    entities: Iterator[tuple[str, str, Any]], columns: bool, stages: Stages | None
-) -> Iterator[Row]:
-    clock = time.process_time
-    while True:
-        mark = clock()  # per batch: a CPU clock read is a system call, dearer than a row
-        if columns:
-            batch = [
-                row_of(k, key, state, dump_doc(state)) for k, key, state in islice(entities, 256)
-            ]
-        else:  # no store: the digest needs the documents only
-            batch = [Row(k, key, dump_doc(state)) for k, key, state in islice(entities, 256)]
-        if stages is not None:
-            stages.add("rows+digest", clock() - mark)
-        if not batch:
-            return
-        yield from batch
-
-
 def finish_share(
     parts: list[Partial],
     segments: dict[Segment, Tally],
@@ -139,7 +123,11 @@ def finish_share(
     primary = [kind for kind in projection.kinds if kind not in DERIVED_KINDS]
     states, anomalies = findings(projection.entities.get("message", {}).values())
     share = Share(
-        rows=_rows(projection.sorted_entities(primary), columns, stages),
+        rows=serialised(
+            projection.sorted_entities(primary),
+            columns=columns,
+            spent=(lambda s: stages.add("rows+digest", s)) if stages is not None else _ignored,
+        ),
         derived={k: t for k, t in projection.entities.items() if k in DERIVED_KINDS},
         rows_by_kind={kind: len(projection.entities[kind]) for kind in primary},
         states=dict(states),
