@@ -49,6 +49,11 @@ class Permits:
                 self.release()  # handed a permit, then cancelled before it ran
             raise  # cancelled while waiting: release skips its future
 
+    async def room(self) -> None:
+        """Wait until a permit is free, without keeping it."""
+        await self.acquire()
+        self.release()
+
     def release(self) -> None:
         waiters = self._waiters
         while waiters:

@@ -13,7 +13,9 @@ Guarantees, and where they come from:
   command with a result and reports one with an attempt and no result as
   ``send.indeterminate`` (policy ``do_not_resend``, the default).
 - **Order per recipient, concurrency across recipients** (:mod:`services.sender.lanes`),
-  **throughput** per business number (:mod:`services.sender.ratelimit`).
+  **throughput** per business number (:mod:`services.sender.ratelimit`), and the
+  in-flight window shared among partitions, so one number's backlog does not hold
+  up the others (:mod:`services.sender.intake`).
 
 This module owns the Kafka side: the consume loop, the gate that holds a new
 partition's records until its ledger is rebuilt, the drain of revoked
@@ -47,6 +49,7 @@ from services.sender.clients import command_consumer, event_producer
 from services.sender.commits import Commits
 from services.sender.graph import GraphClient
 from services.sender.handler import CommandHandler, Ports
+from services.sender.intake import FairIntake
 from services.sender.knowledge import Knowledge
 from services.sender.knowledge_feed import follow_knowledge
 from services.sender.lanes import Lanes
@@ -173,20 +176,21 @@ class Sender:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         assert self._consumer is not None
+        slots, tasks = self._slots, self.tasks
+        in_flight = lambda: {tp: len(running) for tp, running in tasks.items()}  # noqa: E731
+        intake = FairIntake(self._consumer, in_flight, lambda: slots.free, slots.room)
         self.consuming.set()
         while not stop.is_set() and self.fatal is None:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=100)
-            for tp, records in batches.items():
-                for i, record in enumerate(records, 1):
+            for tp, records in (await intake.take(self.closing)).items():
+                for record in records:
                     await self._slots.acquire()
                     if tp in self.closing:
                         self._slots.release()
                         break
                     self._start(tp, record)
-                    if i % 20 == 0:
-                        # Let admitted calls go out between chunks of intake: a long
-                        # intake turn would hold them back and bunch them at the API.
-                        await asyncio.sleep(0)
+                # Let admitted calls go out between chunks of intake: a long intake
+                # turn would hold them back and bunch them at the API.
+                await asyncio.sleep(0)
 
     def _start(self, tp: TopicPartition, record: Record) -> None:
         assert self._handler is not None

@@ -162,7 +162,8 @@ async def test_admit_serves_waiting_calls_in_arrival_order() -> None:
 @pytest.mark.parametrize("gate", ["acquire", "admit"])
 async def test_the_oldest_command_goes_first_whatever_order_it_arrived_in(gate: str) -> None:
     """A command that arrives late (it waited for a lookup) still goes before younger ones."""
-    pacer = NumberPacer(default_rate=20, safety=1.0, window_s=0.05)
+    # No burst allowance: one call makes the number busy.
+    pacer = NumberPacer(default_rate=20, safety=1.0, window_s=0.05, burst_s=0.0)
     wait = getattr(pacer, gate)
     await wait("n", 0)  # the number is busy: everyone after this waits in line
     order: list[int] = []
@@ -179,9 +180,14 @@ async def test_the_oldest_command_goes_first_whatever_order_it_arrived_in(gate: 
     assert order == [1, 2, 5, 6, 7, 8]
 
 
-async def test_acquire_never_gives_the_kth_slot_before_k_intervals() -> None:
-    """A late timer may release a missed slot with the next one, but never runs ahead."""
-    pacer = NumberPacer(default_rate=100, safety=1.0)
+async def test_acquire_lets_a_burst_through_then_never_runs_ahead_of_the_rate() -> None:
+    """An idle number lets ``burst_s`` of traffic go at once (commands arrive in bursts);
+    after that a late timer may release a missed slot with the next one, but the k-th
+    slot never comes before k intervals."""
+    pacer = NumberPacer(default_rate=100, safety=1.0, burst_s=0.1)
+    burst = 10  # 0.1 s at 100/s
+    waits = [await pacer.acquire("n") for _ in range(burst)]
+    assert waits == [0.0] * burst, "an idle number made the first calls of a burst wait"
     stamps: list[float] = []
 
     async def call() -> None:
@@ -203,7 +209,8 @@ def _keep_the_loop_busy(seconds: float) -> None:
 async def test_a_late_timer_releases_the_slots_it_missed_at_once() -> None:
     """A busy event loop must not cap a number at one or two calls per loop turn."""
     pacer = NumberPacer(default_rate=1000, safety=1.0, burst_s=0.1)
-    await pacer.acquire("n")  # the number is busy: the next ones wait in line
+    for _ in range(101):  # its burst allowance used: the next ones wait in line
+        await pacer.acquire("n")
     released: list[int] = []
 
     async def call(i: int) -> None:
