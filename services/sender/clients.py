@@ -36,11 +36,11 @@ def command_consumer(settings: SenderSettings, topic: str) -> AIOKafkaConsumer:
         max_poll_records=500,
         # aiokafka keeps one fetch per broker in flight and refetches a partition only
         # once its buffered records are all taken. A fetch for partitions with nothing
-        # new waits at the broker for this long (500 ms by default), and a partition
-        # emptied meanwhile waits behind it: in `make bench-sender` the sender had
-        # nothing in flight for a third of the run, between backlogs. 20 ms costs an
-        # idle sender 50 small fetches a second.
-        fetch_max_wait_ms=20,
+        # new waits at the broker for up to this long (aiokafka's default: 500 ms), and
+        # a partition emptied meanwhile waits behind it: in `make bench-sender` the
+        # sender had nothing in flight for a third of the run, between backlogs. 20 ms
+        # costs an idle sender 50 small fetches a second per broker.
+        fetch_max_wait_ms=settings.sender_fetch_max_wait_ms,
         session_timeout_ms=int(settings.sender_session_timeout_s * 1000),
         # aiokafka's default is the session timeout (10 s), shorter than a drain.
         rebalance_timeout_ms=int(settings.sender_rebalance_timeout_s * 1000),

@@ -87,6 +87,15 @@ class SenderSettings(CommonSettings):
     )
     sender_hold_max_s: float = Field(default=900.0, ge=0, description="Longest template-sync hold.")
     sender_commit_interval_s: float = Field(default=0.2, gt=0)
+    sender_fetch_max_wait_ms: int = Field(
+        default=20,
+        ge=0,
+        le=5000,
+        description=(
+            "How long the broker may hold a command fetch that finds nothing new; a partition "
+            "emptied meanwhile is refetched only after it (see services/sender/clients.py)."
+        ),
+    )
     sender_idempotency_window_s: float | None = Field(
         default=7 * 86_400.0,
         ge=0,
