@@ -4,7 +4,7 @@ Commands are keyed by business number, so a partition's backlog is mostly one
 number's, and a number goes no faster than its pacer lets it. aiokafka hands out
 a partition's fetched records until they run out before it moves on to the next
 (``Fetcher.fetched_records`` walks its buffer in order, and one fetch holds up to
-a megabyte, about 1,500 commands), so intake used to take one number's backlog at
+a megabyte, about a thousand commands), so intake used to take one number's backlog at
 a time. Measured with ``make bench-sender`` (5 numbers at 920/s each, 1,200
 commands each): about 300 of the 512 commands in flight waited at one number's
 pacer while the others had nothing in flight, and the sender did 1,700 sends/s
@@ -17,11 +17,7 @@ each free place to the partitions in order of how little of the window they
 hold (:func:`turn_order`): the first with records fetched takes it. A
 partition alone gets the whole window; a partition whose commands finish
 quickly gets its places back at once, while a slow number's backlog gets only
-the places nobody else has records for. A first rule, a fixed share per
-partition with commands in flight, still let the slow backlog take half the
-places freed while the other partition had none in flight: its commands
-finished one for every nine of the slow number's (the test in
-``tests/sender/test_sender_intake.py``). Fairness is per partition, not per
+the places nobody else has records for. Fairness is per partition, not per
 number: the runner decides before decoding, and two numbers whose keys hash to
 one partition share its part.
 """
@@ -49,8 +45,8 @@ def turn_order(partitions: Sequence[P], in_flight: Mapping[P, int], turn: int) -
 
 class FairIntake:
     """Takes records round the partitions, at most ``chunk`` from each in a turn, and
-    never more than the window has free places for (so intake never holds records it
-    cannot start, which a partition below its share would have to wait behind)."""
+    never more than the window has free places for: records taken but not startable
+    would hold a place's next turn for their partition, whatever the order says."""
 
     def __init__(
         self,

@@ -85,3 +85,14 @@ async def test_many_releases_in_one_turn_each_wake_one_waiter() -> None:
 def test_at_least_one_permit() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Permits(0)
+
+
+async def test_room_waits_for_a_free_permit_and_leaves_it_free() -> None:
+    permits = Permits(1)
+    await permits.acquire()
+    room = asyncio.create_task(permits.room())
+    await asyncio.sleep(0)
+    assert not room.done(), "no permit free: room waits"
+    permits.release()
+    await asyncio.wait_for(room, 5)
+    assert permits.free == 1, "room took the permit only to see it, and gave it back"
