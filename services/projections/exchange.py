@@ -45,6 +45,7 @@ import orjson
 
 from services.common.settings import CommonSettings
 from services.projections.audit import findings
+from services.projections.forward import Peers
 from services.projections.join import Partial, Segment, Tally, join_all
 from services.projections.owners import Link, Router, links_of, ranked
 from services.projections.partial import atomic_write, read_partial, write_partial
@@ -152,8 +153,12 @@ async def share_of(
     progress: Progress | None = None,
     stages: Stages | None = None,
 ) -> Share:
-    """Fold the worker's partitions, exchange entities with the others, finish its share."""
-    partial = await fold_shard(settings, plan, worker, progress=progress, stages=stages)
+    """Fold the worker's partitions (statuses passed to the worker of their send side:
+    forward.py), exchange entities with the others, finish its share."""
+    peers = Peers(directory, worker, len(plan.shards), alive)
+    partial = await fold_shard(
+        settings, plan, worker, progress=progress, stages=stages, peers=peers
+    )
     clock = time.process_time
     started = clock()
     workers = range(len(plan.shards))

@@ -18,29 +18,27 @@ rows and one part of each worker's at a time, whatever the log's size.
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
-from itertools import count, islice
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate, count
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from services.projections.aggregates import Aggregate, add_counts
-from services.projections.audit import AuditReport, report_of, stamp, write_rows
+from services.projections.audit import AuditReport, report_of, stamp, write_blocks
 from services.projections.clicks import ClickCount
 from services.projections.exchange import Share
 from services.projections.join import Partial
 from services.projections.partial import atomic_write, header_of, segments_json, segments_of
 from services.projections.plan import PlanError, ReplayPlan, read_offsets
-from services.projections.rows import Row, dump_doc, load_table, row_of
+from services.projections.rows import Block, Row, dump_doc, line_of, load_table, row_of
 from services.projections.shard import Stages
 from services.projections.store import Store
 
-ROWS_FORMAT = "mmbus-replay-rows/2"  # /1: every row in one file
+ROWS_FORMAT = "mmbus-replay-rows/3"  # /2: a line per row; /1: every row in one file
 PART_ROWS = 2000
 
 # Returns the path once the file is there; raises if its writer has failed.
@@ -52,7 +50,27 @@ def part_path(first: Path, part: int) -> Path:
     return first if part == 0 else first.with_name(f"{first.stem}.{part}{first.suffix}")
 
 
-def write_share(path: Path, share: Share, *, plan_id: str, worker: int) -> None:
+def blocks_of(rows: Iterable[Row], *, columns: bool) -> Iterator[Block]:
+    """Rows in (kind, key) order as blocks of one kind and at most :data:`PART_ROWS` rows."""
+    size = PART_ROWS
+    block: Block | None = None
+    for row in rows:
+        if block is None or row.kind != block.kind or len(block.keys) >= size:
+            if block is not None:
+                yield block
+            block = Block(row.kind, [], [], [] if columns else None)
+        block.keys.append(row.key)
+        block.lines.append(line_of(row.kind, row.key, row.doc))
+        if block.rows is not None:
+            block.rows.append(row)
+    if block is not None:
+        yield block
+
+
+def write_share(path: Path, share: Share, *, plan_id: str, worker: int, columns: bool) -> None:
+    """The share as ``path`` (a header line) and one later part per block: a JSON line
+    (kind, keys, line sizes, each row's lookup columns with ``columns``, and whether it
+    is the last) and its digest lines back to back."""
     header = {
         "format": ROWS_FORMAT,
         "plan": plan_id,
@@ -63,18 +81,22 @@ def write_share(path: Path, share: Share, *, plan_id: str, worker: int) -> None:
         "anomalies": share.anomalies,
         "derived": share.derived,
     }
-    rows = iter(share.rows)
-    first = orjson.dumps(header) + b"\n"
-    for part in count():
-        lines = [
-            orjson.dumps((r.kind, r.key, r.ref, r.grp, r.ts)) + b"\t" + r.doc + b"\n"
-            for r in islice(rows, PART_ROWS)
-        ]
-        if part and not lines:
-            return
-        atomic_write(part_path(path, part), b"".join([first, *lines] if part == 0 else lines))
-        if len(lines) < PART_ROWS:
-            return
+    atomic_write(part_path(path, 0), orjson.dumps(header) + b"\n")
+    blocks = blocks_of(share.rows, columns=columns)
+    # No rows: one empty block says so.
+    block: Block | None = next(blocks, Block("", [], [], None))
+    part = 1
+    while block is not None:
+        after = next(blocks, None)
+        meta = {
+            "kind": block.kind,
+            "keys": block.keys,
+            "sizes": [len(line) for line in block.lines],
+            "columns": [r[3:] for r in block.rows] if block.rows is not None else None,
+            "last": after is None,
+        }
+        atomic_write(part_path(path, part), b"".join((orjson.dumps(meta), b"\n", *block.lines)))
+        block, part = after, part + 1
 
 
 def written(path: Path) -> Path:
@@ -84,23 +106,27 @@ def written(path: Path) -> Path:
     return path
 
 
-Ordered = tuple[str, str, Row]  # (kind, key, row): compared as tuples, keys unique
-
-
-def _rows_in(first: Path, src: IO[bytes], rows: int, wait: Wait) -> Iterator[Ordered]:
-    """The worker's ``rows`` rows, part after part as each is written."""
+def _blocks_in(first: Path, wait: Wait) -> Iterator[Block]:
+    """A worker's blocks, part after part as each is written."""
     for part in count(1):
-        for line in src:
-            head, doc = line.rstrip(b"\n").split(b"\t", 1)
-            kind, key, ref, grp, ts = orjson.loads(head)
-            rows -= 1
-            yield kind, key, Row(kind, key, doc, ref, grp, ts)
-        src.close()
-        if rows <= 0:
-            break
-        src = wait(part_path(first, part)).open("rb")
-    if rows:
-        raise PlanError(f"{first} holds {-rows} rows more than its header says")
+        path = wait(part_path(first, part))
+        head, _, blob = path.read_bytes().partition(b"\n")
+        meta = orjson.loads(head)
+        kind, keys, sizes, cols = meta["kind"], meta["keys"], meta["sizes"], meta["columns"]
+        ends = list(accumulate(sizes))
+        if len(keys) != len(sizes) or (ends[-1] if ends else 0) != len(blob):
+            raise PlanError(f"{path} is not a whole block of rows")
+        if keys:
+            lines = [blob[a:b] for a, b in zip([0, *ends], ends, strict=False)]
+            rows = None
+            if cols is not None:
+                rows = [
+                    Row(kind, key, line[len(kind.encode()) + len(key.encode()) + 2 : -1], *c)
+                    for key, line, c in zip(keys, lines, cols, strict=True)
+                ]
+            yield Block(kind, keys, lines, rows)
+        if meta["last"]:
+            return
 
 
 def _add_derived(into: dict[str, dict[str, Any]], kind: str, table: dict[str, Any]) -> None:
@@ -119,6 +145,47 @@ def _add_derived(into: dict[str, dict[str, Any]], kind: str, table: dict[str, An
             raise TypeError(f"no sum for derived rows of {type(row).__name__}")
 
 
+def merged(sources: list[Iterator[Block]]) -> Iterator[Block]:
+    """One block per kind, in (kind, key) order, from sources that each give blocks in
+    that order (the shares' keys are disjoint: a key in two of them is refused).
+
+    A kind's rows are put in order in one ``sorted`` of its keys (each source's run is
+    sorted already, which the sort finds and merges in C), not row by row.
+    """
+    heads: list[tuple[Block, Iterator[Block]]] = []
+    for source in sources:
+        first = next(source, None)
+        if first is not None:
+            heads.append((first, source))
+    while heads:
+        kind = min(block.kind for block, _ in heads)
+        lines: dict[str, bytes] = {}
+        rows: dict[str, Row] | None = None
+        count = 0
+        still: list[tuple[Block, Iterator[Block]]] = []
+        for block, source in heads:
+            current: Block | None = block
+            while current is not None and current.kind == kind:
+                lines.update(zip(current.keys, current.lines, strict=True))
+                if current.rows is not None:
+                    rows = rows if rows is not None else {}
+                    rows.update(zip(current.keys, current.rows, strict=True))
+                count += len(current.keys)
+                current = next(source, None)
+            if current is not None:
+                still.append((current, source))
+        heads = still
+        if len(lines) != count:
+            raise PlanError(f"two workers' shares hold the same {kind} rows")
+        keys = sorted(lines)
+        yield Block(
+            kind,
+            keys,
+            [lines[k] for k in keys],
+            [rows[k] for k in keys] if rows is not None else None,
+        )
+
+
 def merge(
     plan: ReplayPlan,
     own: Share,
@@ -131,8 +198,8 @@ def merge(
 ) -> AuditReport:
     """Every share's rows, in order, fingerprinted and (with a store) written; the report.
 
-    ``others`` are the first parts of the other workers' rows; ``wait`` gives each
-    later part once it is there."""
+    ``others`` are the first parts of the other workers' rows (their headers, written
+    last); ``wait`` gives each file once it is there."""
     started = time.process_time()
     segments = dict(own.segments)
     derived: dict[str, dict[str, Any]] = {}
@@ -140,33 +207,34 @@ def merge(
         _add_derived(derived, kind, table)
     rows_by_kind = Counter(own.rows_by_kind)
     states, anomalies = Counter(own.states), Counter(own.anomalies)
-    with ExitStack() as files:
-        streams: list[Iterator[Ordered]] = [((r.kind, r.key, r) for r in own.rows)]
-        for path in others:
-            src = files.enter_context(path.open("rb"))
+    columns = store is not None
+    sources = [blocks_of(own.rows, columns=columns)]
+    for path in others:
+        with wait(path).open("rb") as src:
             header = header_of(src, path, (ROWS_FORMAT,), plan.id)
-            segments.update(segments_of(header["segments"]))
-            rows_by_kind.update(header["rows_by_kind"])
-            states.update(header["states"])
-            anomalies.update(header["anomalies"])
-            for kind, raw in header["derived"].items():
-                _add_derived(derived, kind, load_table(kind, orjson.dumps(raw)))
-            rows = sum(header["rows_by_kind"].values())
-            streams.append(_rows_in(path, src, rows, wait))
-        whole = Partial(plan.specs, {}, segments)
-        reached = whole.reached()
-        plan.check_read(reached)
-        extra = sorted(
-            (kind, key, row_of(kind, key, row, dump_doc(row)))
-            for kind, t in derived.items()
-            for key, row in t.items()
-        )
-        for kind, table in derived.items():
-            rows_by_kind[kind] = len(table)
-        rows = (row for _, _, row in heapq.merge(*streams, extra))
-        offsets = read_offsets(reached)
-        if stages is not None:
-            stages.add("merge", time.process_time() - started)
-        digests = write_rows(rows, plan.specs, store, name=name, offsets=offsets, stages=stages)
+        segments.update(segments_of(header["segments"]))
+        rows_by_kind.update(header["rows_by_kind"])
+        states.update(header["states"])
+        anomalies.update(header["anomalies"])
+        for kind, raw in header["derived"].items():
+            _add_derived(derived, kind, load_table(kind, orjson.dumps(raw)))
+        sources.append(_blocks_in(path, wait))
+    whole = Partial(plan.specs, {}, segments)
+    reached = whole.reached()
+    plan.check_read(reached)
+    extra = sorted(
+        (kind, key, row_of(kind, key, row, dump_doc(row)))
+        for kind, t in derived.items()
+        for key, row in t.items()
+    )
+    for kind, table in derived.items():
+        rows_by_kind[kind] = len(table)
+    sources.append(blocks_of((row for _, _, row in extra), columns=columns))
+    offsets = read_offsets(reached)
+    if stages is not None:
+        stages.add("merge", time.process_time() - started)
+    digests = write_blocks(
+        merged(sources), plan.specs, store, name=name, offsets=offsets, stages=stages
+    )
     report = report_of(plan.specs, whole.tally(), rows_by_kind, states, anomalies, digests)
     return stamp(report, offsets, plan.until_ms, len(plan.shards))

@@ -119,9 +119,10 @@ def split(sizes: Sequence[float], workers: int) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(sorted(shards[w])) for w in order)
 
 
-# A command (its template, components and parameters) takes about half as long again to
-# decode as an event: its partitions weigh more when the work is shared out.
-COST_PER_RECORD = {Stream.SEND_COMMANDS.value: 1.5}
+# What reading a record costs, against a send event or a status (fetch, decode and fold:
+# about 23 µs on the benchmark's log, measured per stream in one process): a command
+# about 20, a click about 17. Only the balance between workers depends on these.
+COST_PER_RECORD = {Stream.SEND_COMMANDS.value: 0.9, Stream.MARKETING_CLICKS.value: 0.75}
 
 
 def weight(topic: str, prefix: str, records: int) -> float:
@@ -138,14 +139,47 @@ def weight(topic: str, prefix: str, records: int) -> float:
 CO_KEYED = (Stream.SEND_COMMANDS.value, Stream.SEND_EVENTS.value)
 
 
-def share(spans: Sequence[Span], prefix: str, workers: int) -> tuple[tuple[int, ...], ...]:
-    """:func:`split` of the spans, partition p of the co-keyed streams kept together."""
+# Statuses, keyed by wamid: on one host, a worker passes each to the worker that holds
+# its message's send side, undecoded (forward.py). Reading one there costs about a
+# quarter of folding it (fetch against decode and fold, as bench/replay.py measures).
+ROUTED = Stream.MESSAGE_STATUS
+READ_ONLY = 0.25
+
+
+def stream_of(topic: str, prefix: str) -> Stream | None:
+    try:
+        return Stream(topic.removeprefix(prefix))
+    except ValueError:
+        return None
+
+
+def share(
+    spans: Sequence[Span], prefix: str, workers: int, *, routed: bool = False
+) -> tuple[tuple[int, ...], ...]:
+    """:func:`split` of the spans, partition p of the co-keyed streams kept together.
+
+    ``routed``: statuses are folded by the worker of their send side, so a status
+    partition weighs only its reading, and the folding of the statuses goes with
+    the send side, in proportion to its send events (an estimate: which messages
+    the statuses are about is not known before they are read)."""
     units: dict[tuple[str, int] | int, list[int]] = {}
     for i, span in enumerate(spans):
         together = span.topic.removeprefix(prefix) in CO_KEYED
         units.setdefault(("co-keyed", span.partition) if together else i, []).append(i)
     members = list(units.values())
-    sizes = [sum(weight(spans[i].topic, prefix, spans[i].size) for i in unit) for unit in members]
+    cost = [weight(span.topic, prefix, span.size) for span in spans]
+    if routed:
+        statuses = [i for i, span in enumerate(spans) if stream_of(span.topic, prefix) is ROUTED]
+        folding = sum(cost[i] for i in statuses) * (1 - READ_ONLY)
+        for i in statuses:
+            cost[i] *= READ_ONLY
+        sends = [
+            i for i, span in enumerate(spans) if stream_of(span.topic, prefix) is Stream.SEND_EVENTS
+        ]
+        total = sum(spans[i].size for i in sends)
+        for i in sends:
+            cost[i] += folding * spans[i].size / total if total else 0.0
+    sizes = [sum(cost[i] for i in unit) for unit in members]
     return tuple(
         tuple(sorted(i for u in shard for i in members[u])) for shard in split(sizes, workers)
     )
@@ -158,9 +192,11 @@ async def make_plan(
     workers: int = 1,
     until_ms: int | None = None,
     offsets: Mapping[tuple[str, int], int] | None = None,
+    routed: bool = False,
 ) -> ReplayPlan:
     """Bounds from the cluster now: every partition of the streams, from its first offset
-    to its end (or to ``offsets``, a live projector's), shared among ``workers``."""
+    to its end (or to ``offsets``, a live projector's), shared among ``workers``
+    (``routed``: by workers on one host that pass statuses on, see :func:`share`)."""
     topics = [topic_name(stream, settings.topic_prefix) for stream in streams_for(specs)]
     consumer = AIOKafkaConsumer(
         group_id=None, enable_auto_commit=False, **settings.kafka_client_options()
@@ -190,5 +226,5 @@ async def make_plan(
         projections=tuple(s.name for s in specs),
         until_ms=until_ms,
         spans=tuple(spans),
-        shards=share(spans, settings.topic_prefix, workers),
+        shards=share(spans, settings.topic_prefix, workers, routed=routed),
     )

@@ -54,8 +54,10 @@ async def plan_replay(
     workers: int = 1,
     until: datetime | None = None,
     offsets_of: tuple[str, str] | None = None,
+    routed: bool = False,
 ) -> ReplayPlan:
-    """Fix the bounds now (``offsets_of`` is (store URL, projector name): a live projector's)."""
+    """Fix the bounds now (``offsets_of`` is (store URL, projector name): a live projector's;
+    ``routed``: for workers on this host, which pass statuses on: see forward.py)."""
     bound_offsets = None
     if offsets_of is not None:
         with Store(offsets_of[0]) as live:
@@ -67,7 +69,7 @@ async def plan_replay(
             )
     until_ms = int(until.timestamp() * 1000) if until is not None else None
     return await make_plan(
-        settings, specs, workers=workers, until_ms=until_ms, offsets=bound_offsets
+        settings, specs, workers=workers, until_ms=until_ms, offsets=bound_offsets, routed=routed
     )
 
 
@@ -141,7 +143,9 @@ def _worker(
     async def work() -> None:
         with state_out_of_gc():
             share = await share_of(settings, plan, shard, directory, alive, columns=columns)
-            write_share(rows_path(directory, shard), share, plan_id=plan.id, worker=shard)
+            write_share(
+                rows_path(directory, shard), share, plan_id=plan.id, worker=shard, columns=columns
+            )
 
     try:
         import uvloop  # as the services run: about half the cost of the loop's networking
@@ -179,7 +183,7 @@ async def replay(
                 "(a new file or database)"
             )
         plan = await plan_replay(
-            settings, specs, workers=workers, until=until, offsets_of=offsets_of
+            settings, specs, workers=workers, until=until, offsets_of=offsets_of, routed=workers > 1
         )
         # The state is dropped inside: see state_out_of_gc.
         with state_out_of_gc():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from typing import Any, NamedTuple
@@ -129,6 +130,17 @@ def serialised(
         yield from batch
 
 
+@dataclass(frozen=True)
+class Block:
+    """Rows of one kind in key order: their digest lines (:func:`line_of`) and, for a
+    store, the rows themselves."""
+
+    kind: str
+    keys: list[str]
+    lines: list[bytes]
+    rows: list[Row] | None
+
+
 def line_of(kind: str, key: str, doc: bytes) -> bytes:
     """The bytes a row adds to a digest."""
     return b"".join((kind.encode(), b"\t", key.encode(), b"\t", doc, b"\n"))
@@ -168,6 +180,15 @@ class Fingerprints:
             self._hash_run()
             self._kind = kind
         self._run.append(line_of(kind, key, doc))
+
+    def add_lines(self, kind: str, lines: list[bytes]) -> None:
+        """Rows of one kind, as their digest lines (:func:`line_of`), next in order."""
+        self._hash_run()
+        started = time.process_time()
+        data = b"".join(lines)
+        self._all.update(data)
+        self._of_kind[kind].update(data)
+        self.seconds += time.process_time() - started
 
     def _hash_run(self) -> None:
         if self._run and self._kind is not None:

@@ -33,8 +33,9 @@ from mmbus.contracts.catalogue import LATEST
 from mmbus.contracts.codec import DecodeFailure, decode
 from services.common.logging import get_logger
 from services.common.settings import CommonSettings
+from services.projections.forward import Passed, Peers, Route
 from services.projections.join import Partial, Segment, Tally
-from services.projections.plan import ReplayPlan, Span
+from services.projections.plan import ROUTED, ReplayPlan, Span, stream_of
 from services.projections.projection import Projection, ProjectionSpec
 
 log = get_logger("mmbus.replay")
@@ -48,6 +49,7 @@ class Stages:
 
     fetch: float = 0.0  # waiting for and parsing fetch responses (the Kafka client)
     fold: float = 0.0  # decode and fold
+    passed: int = 0  # statuses passed to the worker holding their send side (forward.py)
     seconds: dict[str, float] = field(default_factory=dict)  # later stages, by name
     wall: dict[str, float] = field(default_factory=dict)  # elapsed, not CPU, by name
 
@@ -99,16 +101,19 @@ async def fold_spans(
     until_ms: int | None = None,
     progress: Progress | None = None,
     stages: Stages | None = None,
+    peers: Peers | None = None,
 ) -> Partial:
     """Read every span from its start to its limit, or to the first record logged after
-    ``until_ms``, folding each record; the partial state of what was read."""
+    ``until_ms``, folding each record; the partial state of what was read.
+
+    With ``peers`` (the other workers of a replay on this host), the send side is
+    read first and statuses whose message another worker sent are passed to it,
+    while what the others pass here is folded here (:mod:`forward`)."""
     projection = Projection(specs, incremental=False)
     reached = {(s.topic, s.partition): s.start for s in spans}
     limits = {TopicPartition(s.topic, s.partition): s.limit for s in spans if s.size}
     folder = _Folder(projection, limits, reached, until_ms)
-    total = sum(s.size for s in spans)
-    clock = time.process_time
-    fold_s = fetch_s = 0.0
+    reading = _Reading(folder, sum(s.size for s in spans), progress, peers)
     consumer = AIOKafkaConsumer(
         group_id=None,
         enable_auto_commit=False,
@@ -119,37 +124,74 @@ async def fold_spans(
     )
     await consumer.start()
     try:
-        if limits:
-            consumer.assign(list(limits))
-            for s in spans:
-                if s.size:
-                    consumer.seek(TopicPartition(s.topic, s.partition), s.start)
-        while limits:
-            started = clock()
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            folding = clock()
-            fetch_s += folding - started
-            if not batch:
-                await _past_the_end(consumer, limits, reached)
-                continue
-            finished = folder.fold(batch)
-            del batch  # the records go now, by reference counting
-            for tp in finished:
-                consumer.pause(tp)
-            gc.freeze()  # the batch's survivors, set aside unwalked (see the module)
-            fold_s += clock() - folding
-            if progress is not None:
-                progress(folder.read, total)
+        if peers is None:
+            await reading.read(consumer, spans)
+        else:
+            statuses = [s for s in spans if stream_of(s.topic, settings.topic_prefix) is ROUTED]
+            await reading.read(consumer, [s for s in spans if s not in statuses])
+            route = await peers.learn(projection.wamids)
+            await reading.read(consumer, statuses, route)
+            peers.close()
+            await peers.drain(reading.fold_passed)
     finally:
         await consumer.stop()
     if stages is not None:
-        stages.fetch += fetch_s
-        stages.fold += fold_s
+        stages.fetch += reading.fetch_s
+        stages.fold += reading.fold_s
+        if peers is not None:
+            stages.passed += peers.passed
     segment: Segment = tuple(
         (s.topic, s.partition, s.start, reached[(s.topic, s.partition)]) for s in spans
     )
     tally = Tally(folder.read, dict(projection.by_type), folder.undecodable)
     return Partial.of(projection, segment, tally)
+
+
+class _Reading:
+    """The fetch loop over some spans at a time, and its CPU per stage."""
+
+    def __init__(
+        self, folder: _Folder, total: int, progress: Progress | None, peers: Peers | None
+    ) -> None:
+        self.folder, self.total, self.progress, self.peers = folder, total, progress, peers
+        self.fetch_s = self.fold_s = 0.0
+
+    async def read(
+        self, consumer: AIOKafkaConsumer, spans: Sequence[Span], route: Route | None = None
+    ) -> None:
+        folder, peers, clock = self.folder, self.peers, time.process_time
+        tps = (TopicPartition(s.topic, s.partition) for s in spans)
+        wanted = [tp for tp in tps if tp in folder.limits]
+        if not wanted:
+            return
+        consumer.assign(wanted)
+        for tp in wanted:
+            consumer.seek(tp, folder.reached[(tp.topic, tp.partition)])
+        while any(tp in folder.limits for tp in wanted):
+            started = clock()
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            folding = clock()
+            self.fetch_s += folding - started
+            if not batch:
+                await _past_the_end(consumer, wanted, folder.limits, folder.reached)
+                continue
+            finished = folder.fold(batch, route, peers)
+            del batch  # the records go now, by reference counting
+            for tp in finished:
+                consumer.pause(tp)
+            if peers is not None:
+                peers.flush()
+                folder.fold_passed(peers.take())
+            gc.freeze()  # the batch's survivors, set aside unwalked (see the module)
+            self.fold_s += clock() - folding
+            if self.progress is not None:
+                self.progress(folder.read, self.total)
+
+    def fold_passed(self, batches: list[Passed]) -> None:
+        started = time.process_time()
+        self.folder.fold_passed(batches)
+        gc.freeze()
+        self.fold_s += time.process_time() - started
 
 
 async def fold_shard(
@@ -159,6 +201,7 @@ async def fold_shard(
     *,
     progress: Progress | None = None,
     stages: Stages | None = None,
+    peers: Peers | None = None,
 ) -> Partial:
     """Worker ``shard``'s partitions of the plan, folded to the plan's bounds."""
     return await fold_spans(
@@ -168,6 +211,7 @@ async def fold_shard(
         until_ms=plan.until_ms,
         progress=progress,
         stages=stages,
+        peers=peers,
     )
 
 
@@ -188,8 +232,14 @@ class _Folder:
         # Types the streams carry that no chosen projection folds are skipped undecoded.
         self.skip = not projection.types >= frozenset(LATEST)
 
-    def fold(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> list[TopicPartition]:
-        """Fold the batch; the partitions it finished."""
+    def fold(
+        self,
+        batch: Mapping[TopicPartition, Sequence[Any]],
+        route: Route | None = None,
+        peers: Peers | None = None,
+    ) -> list[TopicPartition]:
+        """Fold the batch (a record ``route`` names another worker for is passed to it
+        through ``peers``); the partitions it finished."""
         finished = []
         apply, wanted, skip = self.projection.apply, self.projection.types, self.skip
         until_ms, limits, reached = self.until_ms, self.limits, self.reached
@@ -211,9 +261,13 @@ class _Folder:
                     ce_type = _ce_type(record.headers)
                     if ce_type is not None and ce_type not in wanted:
                         continue
+                if route is not None and (target := route(record.key)) is not None:
+                    peers.pass_on(target, record)  # type: ignore[union-attr]
+                    continue
                 event = decode(record.value, record.headers, trusted=True)
                 if isinstance(event, DecodeFailure):
-                    _undecodable(self.undecodable, record, event)
+                    where = (record.topic, record.partition, record.offset)
+                    _undecodable(self.undecodable, where, event)
                     continue
                 apply(event)
             self.read += read
@@ -223,15 +277,27 @@ class _Folder:
                 finished.append(tp)
         return finished
 
+    def fold_passed(self, batches: Sequence[Passed]) -> None:
+        """Fold records another worker read and passed here (counted as read there)."""
+        apply = self.projection.apply
+        for batch in batches:
+            for i, (value, headers) in enumerate(zip(batch.values, batch.headers, strict=True)):
+                event = decode(value, headers, trusted=True)
+                if isinstance(event, DecodeFailure):
+                    _undecodable(self.undecodable, batch.where(i), event)
+                    continue
+                apply(event)
+
 
 async def _past_the_end(
     consumer: AIOKafkaConsumer,
+    wanted: Sequence[TopicPartition],
     limits: dict[TopicPartition, int],
     reached: dict[tuple[str, int], int],
 ) -> None:
     """Nothing fetched: a partition whose position passed its limit without a record at
     the limit (the last offsets were transaction markers) is done."""
-    for tp in list(limits):
+    for tp in [tp for tp in wanted if tp in limits]:
         position = await consumer.position(tp)
         if position >= limits[tp]:
             reached[(tp.topic, tp.partition)] = max(reached[(tp.topic, tp.partition)], limits[tp])
@@ -239,16 +305,19 @@ async def _past_the_end(
             consumer.pause(tp)
 
 
-def _undecodable(counts: dict[str, int], record: object, failure: DecodeFailure) -> None:
+def _undecodable(
+    counts: dict[str, int], where: tuple[str, int, int], failure: DecodeFailure
+) -> None:
     # Not ours to dead-letter (the producer owns the stream): counted, logged, and
     # listed in the audit report, never silently.
     key = f"undecodable:{failure.reason}"
     counts[key] = counts.get(key, 0) + 1
+    topic, partition, offset = where
     log.warning(
         "record not readable; skipped",
-        topic=getattr(record, "topic", None),
-        partition=getattr(record, "partition", None),
-        offset=getattr(record, "offset", None),
+        topic=topic,
+        partition=partition,
+        offset=offset,
         reason=failure.reason,
         detail=failure.detail,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 
@@ -19,13 +20,14 @@ from services.projections import merge as merge_module
 from services.projections.audit import AuditReport
 from services.projections.exchange import finish_share, rows_path
 from services.projections.join import Partial, Tally, join_all
-from services.projections.merge import merge, write_share
+from services.projections.merge import merge, merged, write_share
 from services.projections.message import state_with
 from services.projections.owners import Router, bucket_of, links_of, ranked
 from services.projections.partial import read_partial
 from services.projections.plan import PlanError, ReplayPlan
 from services.projections.projection import Projection, choose
 from services.projections.replay import complete
+from services.projections.rows import Block, line_of
 from tests.projections import events as ev
 from tests.projections.test_join import UNITS, WHOLE, assignments, fold_units, split
 
@@ -54,7 +56,7 @@ def exchanged(parts: list[Partial], directory: Path) -> AuditReport:
     paths = []
     for worker in range(1, n):
         paths.append(rows_path(directory, worker))
-        write_share(paths[-1], finished[worker], plan_id="p", worker=worker)
+        write_share(paths[-1], finished[worker], plan_id="p", worker=worker, columns=False)
     return merge(plan_for(n), finished[0], paths, None, name="test")
 
 
@@ -166,7 +168,7 @@ def test_a_worker_file_that_is_not_one_or_of_another_plan_is_refused_in_one_line
     with pytest.raises(PlanError, match="is not a replay worker's output"):
         read_partial(garbled)
     share = finish_share([fold_units(set())], {})
-    write_share(rows_path(tmp_path, 1), share, plan_id="another", worker=1)
+    write_share(rows_path(tmp_path, 1), share, plan_id="another", worker=1, columns=False)
     with pytest.raises(PlanError, match="belongs to plan another, not p"):
         merge(plan_for(2), share, [rows_path(tmp_path, 1)], None, name="test")
 
@@ -174,8 +176,8 @@ def test_a_worker_file_that_is_not_one_or_of_another_plan_is_refused_in_one_line
 def test_rows_handed_back_in_parts_merge_as_one_file_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Worker 0 merges a part while the worker writes the next: however the rows are cut
-    (a part of 7 rows, of 1, or of exactly all of them), the report is the same."""
+    """Worker 0 reads a part while the worker writes the next: however the rows are cut
+    (a part of 7 rows, of 1, or a kind per part), the report is the same."""
     parts = split([i % 2 for i in range(len(UNITS))], 2)
     for rows_per_part in (7, 1, 10_000):
         monkeypatch.setattr(merge_module, "PART_ROWS", rows_per_part)
@@ -184,8 +186,13 @@ def test_rows_handed_back_in_parts_merge_as_one_file_does(
         report = exchanged(parts, directory)
         assert report.digests == WHOLE_REPORT.digests
         assert report.rows_by_kind == WHOLE_REPORT.rows_by_kind
-        files = sorted(p.name for p in directory.iterdir())
-        assert len(files) > 1 if rows_per_part < 10_000 else files == ["rows-1.jsonl"]
+        header = orjson.loads(rows_path(directory, 1).read_bytes().splitlines()[0])
+        per_kind = [n for n in header["rows_by_kind"].values() if n]
+        blocks = len(list(directory.iterdir())) - 1  # after the header
+        assert blocks == sum(-(-n // rows_per_part) for n in per_kind) or (blocks, per_kind) == (
+            1,
+            [],
+        )
 
 
 def test_a_missing_part_of_a_workers_rows_is_refused_in_one_line(
@@ -200,3 +207,29 @@ def test_a_missing_part_of_a_workers_rows_is_refused_in_one_line(
     share = finish_share([fold_units(set())], {})
     with pytest.raises(PlanError, match=rf"{later[-1].name} is missing"):
         merge(plan_for(2), share, [rows_path(tmp_path, 1)], None, name="test")
+
+
+def test_a_row_in_two_workers_shares_is_refused() -> None:
+    """Shares are disjoint by construction; a key in two of them would be a digest
+    taken over one of the two documents, silently: refused instead."""
+    line = line_of("message", "cmd-1", b"{}")
+    twice = [iter([Block("message", ["cmd-1"], [line], None)]) for _ in range(2)]
+    with pytest.raises(PlanError, match="two workers' shares hold the same message rows"):
+        list(merged(twice))
+
+
+def test_blocks_of_several_sources_come_out_in_kind_and_key_order() -> None:
+    def block(kind: str, *keys: str) -> Block:
+        return Block(kind, list(keys), [line_of(kind, k, b"{}") for k in keys], None)
+
+    sources = [
+        iter([block("click", "a", "c"), block("message", "m2")]),
+        iter([block("click", "b"), block("click", "d"), block("token", "t")]),
+        iter([block("message", "m1", "m3")]),
+    ]
+    out = [(b.kind, b.keys) for b in merged(sources)]
+    assert out == [
+        ("click", ["a", "b", "c", "d"]),
+        ("message", ["m1", "m2", "m3"]),
+        ("token", ["t"]),
+    ]

@@ -30,10 +30,32 @@ def test_no_workers_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("topic", "records", "weighed"),
-    [("p.send.commands", 10, 15.0), ("p.send.events", 10, 10.0), ("p.message.status", 0, 0.0)],
+    [
+        ("p.send.commands", 10, 9.0),
+        ("p.send.events", 10, 10.0),
+        ("p.marketing.clicks", 4, 3.0),
+        ("p.message.status", 0, 0.0),
+    ],
 )
-def test_commands_weigh_more(topic: str, records: int, weighed: float) -> None:
+def test_records_weigh_what_reading_them_costs(topic: str, records: int, weighed: float) -> None:
     assert weight(topic, "p.", records) == weighed
+
+
+def test_routed_statuses_weigh_their_reading_and_their_folding_goes_with_the_sends() -> None:
+    """Passed on to the worker of their send side (forward.py), statuses cost their
+    readers a quarter, and the rest is counted with the send events, in proportion."""
+    spans = [
+        Span("p.send.events", 0, 0, 300),
+        Span("p.send.events", 1, 0, 100),
+        Span("p.message.status", 0, 0, 200),
+        Span("p.message.status", 1, 0, 200),
+    ]
+    # Not routed, the spans weigh 300, 100, 200, 200; routed 525 (300 + 3/4 of the 300
+    # of folding statuses), 175 (100 + 1/4 of it), 50, 50.
+    assert share(spans, "p.", 2) == ((0, 1), (2, 3))
+    assert share(spans, "p.", 2, routed=True) == ((1, 2, 3), (0,))
+    assert share(spans, "p.", 3) == ((3,), (0,), (1, 2))
+    assert share(spans, "p.", 3, routed=True) == ((2, 3), (1,), (0,))
 
 
 def test_a_plan_survives_its_file_format() -> None:
@@ -67,5 +89,5 @@ def test_a_partition_of_the_streams_keyed_alike_goes_to_one_worker() -> None:
         for n in range(3):
             (holder,) = [w for w, shard in enumerate(shards) if n in shard]
             assert 3 + n in shards[holder]  # the events of the same partition
-    # Units weigh 35, 70, 105 (commands 1.5 each) and 40 each: largest first, lightest share first.
+    # Units weigh 29, 58, 87 (commands 0.9 each) and 40 each: largest first, lightest share first.
     assert share(spans, "p.", 2) == ((1, 4, 6, 8), (0, 2, 3, 5, 7))

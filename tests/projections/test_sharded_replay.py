@@ -21,11 +21,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from mmbus.contracts.codec import encode
+from mmbus.contracts.envelope import Message
+from mmbus.contracts.topics import Stream, topic_name
 from services.common.settings import CommonSettings
 from services.projections.plan import PlanError
 from services.projections.projection import choose
 from services.projections.replay import replay
+from services.projections.shard import Stages
 from services.projections.store import Store
 from tests.projections import events as ev
 from tests.projections.support import (
@@ -74,6 +79,40 @@ async def test_every_worker_count_and_point_in_time_gives_the_same_digest(
     )
     assert into_sqlite.digests["all"] == expected[cut]
     assert into_sqlite.anomalies["status_for_unknown_message"] == 1
+
+
+async def test_statuses_passed_to_the_worker_of_their_send_give_the_same_state(
+    kafka_settings: CommonSettings,
+) -> None:
+    """One number sent every message, so one worker folds the whole send side and the
+    others pass it the statuses they read (forward.py). Statuses keyed by something
+    else than their wamid (another producer's choice) are passed wherever their key
+    says, or not at all: the exchange after the fold merges what that leaves split,
+    and the state is the one a single process folds."""
+    log = campaign(40)
+    await publish_log(kafka_settings, log)
+    rekeyed: list[Message] = [ev.status(n, "read", 6, copy=7) for n in range(1, 41, 4)]
+    rekeyed.append(ev.status(None, "read", 6, wamid="wamid.11", copy=7))  # no callback data
+    producer = AIOKafkaProducer(**kafka_settings.kafka_client_options())
+    await producer.start()
+    try:
+        for i, status in enumerate(rekeyed):
+            record = encode(status)
+            topic = topic_name(Stream.MESSAGE_STATUS, kafka_settings.topic_prefix)
+            await producer.send_and_wait(
+                topic, record.value, key=f"elsewhere-{i}".encode(), headers=record.headers
+            )
+    finally:
+        await producer.stop()
+    expected = expected_state(log + rekeyed).digest()
+    for workers in (1, 2, 3):
+        stages = Stages()
+        report = await replay(
+            kafka_settings, choose(None), store_url=None, workers=workers, stages=stages
+        )
+        assert report.digests["all"] == expected, workers
+        assert report.records_read == len(log) + len(rekeyed)
+        assert stages.passed > 0 or workers == 1, "worker 0 passed on statuses it read"
 
 
 async def test_a_sharded_replay_equals_the_live_projection_at_its_offsets(
