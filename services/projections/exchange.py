@@ -47,7 +47,7 @@ from services.common.settings import CommonSettings
 from services.projections.audit import findings
 from services.projections.forward import Peers
 from services.projections.join import Partial, Segment, Tally, join_all
-from services.projections.owners import Link, Router, links_of, ranked
+from services.projections.owners import Router, links_of
 from services.projections.partial import atomic_write, read_partial, write_partial
 from services.projections.plan import ReplayPlan
 from services.projections.projection import DERIVED_KINDS
@@ -162,12 +162,12 @@ async def share_of(
     clock = time.process_time
     started = clock()
     workers = range(len(plan.shards))
-    atomic_write(links_path(directory, worker), orjson.dumps(links_of(partial)))
-    links: list[Link] = []
-    for other in workers:
-        theirs = orjson.loads((await arrived(links_path(directory, other), alive)).read_bytes())
-        links += ranked(theirs, other, len(workers))
-    shares = Router(links, len(workers)).split(partial)
+    atomic_write(links_path(directory, worker), orjson.dumps(list(links_of(partial))))
+    links = [
+        orjson.loads((await arrived(links_path(directory, other), alive)).read_bytes())
+        for other in workers
+    ]
+    shares = Router.of(links, len(workers)).split(partial)
     segments, specs = partial.segments, partial.specs
     del partial
     for other in workers:

@@ -19,6 +19,7 @@ rows and one part of each worker's at a time, whatever the log's size.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate, count
@@ -145,12 +146,57 @@ def _add_derived(into: dict[str, dict[str, Any]], kind: str, table: dict[str, An
             raise TypeError(f"no sum for derived rows of {type(row).__name__}")
 
 
-def merged(sources: list[Iterator[Block]]) -> Iterator[Block]:
-    """One block per kind, in (kind, key) order, from sources that each give blocks in
-    that order (the shares' keys are disjoint: a key in two of them is refused).
+class _Run:
+    """One source's rows of the kind being merged, not yet given out (sorted)."""
 
-    A kind's rows are put in order in one ``sorted`` of its keys (each source's run is
-    sorted already, which the sort finds and merges in C), not row by row.
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.lines: list[bytes] = []
+        self.rows: list[Row] | None = None
+
+    def add(self, block: Block) -> None:
+        self.keys += block.keys
+        self.lines += block.lines
+        if block.rows is not None:
+            self.rows = (self.rows or []) + block.rows
+
+    def cut(self, bound: str | None) -> tuple[list[str], list[bytes], list[Row] | None]:
+        """The rows up to ``bound`` (all with None), taken out."""
+        at = len(self.keys) if bound is None else bisect_right(self.keys, bound)
+        taken = self.keys[:at], self.lines[:at], self.rows[:at] if self.rows is not None else None
+        self.keys, self.lines = self.keys[at:], self.lines[at:]
+        if self.rows is not None:
+            self.rows = self.rows[at:]
+        return taken
+
+
+def _given(kind: str, runs: list[_Run], bound: str | None) -> Block | None:
+    """The rows of every run up to ``bound``, in key order (one ``sorted`` of the keys:
+    each run is sorted already, which the sort finds and merges in C)."""
+    lines: dict[str, bytes] = {}
+    rows: dict[str, Row] = {}
+    count = 0
+    for run in runs:
+        keys, run_lines, run_rows = run.cut(bound)
+        lines.update(zip(keys, run_lines, strict=True))
+        if run_rows is not None:
+            rows.update(zip(keys, run_rows, strict=True))
+        count += len(keys)
+    if len(lines) != count:
+        raise PlanError(f"two workers' shares hold the same {kind} rows")
+    if not lines:
+        return None
+    keys = sorted(lines)
+    return Block(kind, keys, [lines[k] for k in keys], [rows[k] for k in keys] if rows else None)
+
+
+def merged(sources: list[Iterator[Block]]) -> Iterator[Block]:
+    """Blocks in (kind, key) order from sources that each give blocks in that order (the
+    shares' keys are disjoint: a key in two of them is refused).
+
+    The sources of a kind are read one after the other; while the last one is read,
+    every row up to its latest key is final and given out, so what is left once its
+    last block arrives (worker 0 waits for the others' blocks) is one block's worth.
     """
     heads: list[tuple[Block, Iterator[Block]]] = []
     for source in sources:
@@ -159,31 +205,20 @@ def merged(sources: list[Iterator[Block]]) -> Iterator[Block]:
             heads.append((first, source))
     while heads:
         kind = min(block.kind for block, _ in heads)
-        lines: dict[str, bytes] = {}
-        rows: dict[str, Row] | None = None
-        count = 0
-        still: list[tuple[Block, Iterator[Block]]] = []
-        for block, source in heads:
+        taking = [(b, source) for b, source in heads if b.kind == kind]
+        heads = [(b, source) for b, source in heads if b.kind != kind]
+        runs = [_Run() for _ in taking]
+        for i, (block, source) in enumerate(taking):
             current: Block | None = block
             while current is not None and current.kind == kind:
-                lines.update(zip(current.keys, current.lines, strict=True))
-                if current.rows is not None:
-                    rows = rows if rows is not None else {}
-                    rows.update(zip(current.keys, current.rows, strict=True))
-                count += len(current.keys)
+                runs[i].add(current)
+                if i == len(taking) - 1 and (part := _given(kind, runs, current.keys[-1])):
+                    yield part
                 current = next(source, None)
             if current is not None:
-                still.append((current, source))
-        heads = still
-        if len(lines) != count:
-            raise PlanError(f"two workers' shares hold the same {kind} rows")
-        keys = sorted(lines)
-        yield Block(
-            kind,
-            keys,
-            [lines[k] for k in keys],
-            [rows[k] for k in keys] if rows is not None else None,
-        )
+                heads.append((current, source))
+        if rest := _given(kind, runs, None):
+            yield rest
 
 
 def merge(

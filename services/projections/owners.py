@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from services.projections.join import Partial, linked_wamid, orphan_wamid
+from services.projections.join import Partial, orphan_wamid
 from services.projections.message import MessageState
 
 # (wamid, message key, rank): see Router.
 Link = tuple[str, str, int]
+
+
+class LinkColumns(NamedTuple):
+    """One worker's links (:func:`links_of`), as columns: wamids and message keys of the
+    messages whose send side it holds, then of the others."""
+
+    sent_wamids: list[str]
+    sent_keys: list[str]
+    other_wamids: list[str]
+    other_keys: list[str]
 
 
 def bucket_of(key: str, workers: int) -> int:
@@ -20,20 +30,32 @@ def bucket_of(key: str, workers: int) -> int:
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % workers
 
 
-def links_of(partial: Partial) -> list[tuple[str, str, bool]]:
-    """(wamid, key, whether the send side is here) of every message that links a command
-    to a wamid: a status whose callback data names the command links them too."""
+def links_of(partial: Partial) -> LinkColumns:
+    """Every message that links a command to a wamid (:func:`join.linked_wamid`; a status
+    whose callback data names the command links them too), by whether its send side
+    is here (``template_name``: set by the command and every send event)."""
     messages: dict[str, MessageState] = partial.entities.get("message", {})
-    return [
-        (wamid, key, m.template_name is not None)  # set by the command and every send event
-        for key, m in messages.items()
-        if (wamid := linked_wamid(m))
-    ]
+    links = LinkColumns([], [], [], [])
+    sent_wamids, sent_keys, other_wamids, other_keys = links
+    for key, m in messages.items():
+        wamid = m.wamid
+        if wamid and m.command_id:  # linked_wamid, spelt out: once per message
+            if m.template_name is not None:
+                sent_wamids.append(wamid)
+                sent_keys.append(key)
+            else:
+                other_wamids.append(wamid)
+                other_keys.append(key)
+    return links
 
 
-def ranked(links: Iterable[Sequence[Any]], worker: int, workers: int) -> list[Link]:
+def ranked(links: Sequence[Sequence[str]], worker: int, workers: int) -> list[Link]:
     """One worker's :func:`links_of` as the :class:`Router` takes them."""
-    return [(wamid, key, worker if sent else workers + worker) for wamid, key, sent in links]
+    sent_wamids, sent_keys, other_wamids, other_keys = links
+    return [
+        *((w, k, worker) for w, k in zip(sent_wamids, sent_keys, strict=True)),
+        *((w, k, workers + worker) for w, k in zip(other_wamids, other_keys, strict=True)),
+    ]
 
 
 class Router:
@@ -93,6 +115,35 @@ class Router:
         for wamid, key, _ in links:
             self._by_key[key] = lowest[root((True, key))] % workers
             self._by_wamid[wamid] = lowest[root((False, wamid))] % workers
+
+    @classmethod
+    def of(cls, links: Sequence[Sequence[Sequence[str]]], workers: int) -> Router:
+        """The router of every worker's :func:`links_of` (in worker order).
+
+        The usual case, no wamid linked to two keys, in a few calls over whole
+        columns rather than a step per link; anything else as :class:`Router` does.
+        """
+        groups: list[tuple[int, Sequence[str], Sequence[str]]] = []  # links of one rank
+        for worker, (sent_wamids, sent_keys, other_wamids, other_keys) in enumerate(links):
+            groups += [
+                (worker, sent_wamids, sent_keys),
+                (workers + worker, other_wamids, other_keys),
+            ]
+        of_wamid: dict[str, str] = {}
+        pairs: set[tuple[str, str]] = set()
+        for _, wamids, keys in groups:
+            of_wamid.update(zip(wamids, keys, strict=True))
+            pairs.update(zip(wamids, keys, strict=True))
+        if len(pairs) != len(of_wamid):  # a wamid linked to two keys
+            return cls(
+                [link for w, ls in enumerate(links) for link in ranked(ls, w, workers)], workers
+            )
+        router = cls([], workers)
+        by_key = router._by_key
+        for rank, _, keys in sorted(groups, key=lambda group: -group[0]):
+            by_key.update(dict.fromkeys(keys, rank % workers))  # the lowest rank last
+        router._by_wamid = {w: by_key[k] for w, k in of_wamid.items()}
+        return router
 
     def message(self, key: str, state: MessageState) -> int:
         worker = self._by_key.get(key)
