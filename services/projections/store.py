@@ -236,10 +236,22 @@ class Store:
         if not kinds:
             return h.hexdigest()
         marks = ", ".join("?" for _ in kinds)
-        collate = ' COLLATE "C"' if self.kind == "postgresql" else ""
+        if self.kind == "sqlite":
+            # Each row's digest line made by SQLite, as the UTF-8 bytes it stores (the
+            # rows of a replay are read back to check its digest: a Python string and
+            # an encode per row took as long as reading them).
+            statement = (
+                "SELECT CAST(kind || char(9) || key || char(9) || doc || char(10) AS BLOB) "
+                f"FROM mmbus_rows WHERE kind IN ({marks}) ORDER BY kind, key"  # noqa: S608
+            )
+            with self._tx() as cur:
+                found = cur.execute(statement, kinds)
+                while chunk := found.fetchmany(10_000):
+                    h.update(b"".join([line for (line,) in chunk]))
+            return h.hexdigest()
         statement = (
             f"SELECT kind, key, doc FROM mmbus_rows WHERE kind IN ({marks}) "  # noqa: S608
-            f"ORDER BY kind{collate}, key{collate}"
+            'ORDER BY kind COLLATE "C", key COLLATE "C"'
         )
         with self._tx() as cur:
             found = cur.execute(statement, kinds)
