@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from services.projections.projection import Projection
-from services.projections.rows import to_row
+from services.projections.rows import Row, digest_lines, to_row
 from services.projections.store import Store
 from tests.projections.test_golden_log import fold_golden
 
@@ -48,3 +48,20 @@ def test_a_bulk_load_while_another_connection_holds_the_file(tmp_path: Path) -> 
         assert reader.digest(projection.kinds) == projection.digest()
     assert str(_pragma(path, "journal_mode")).lower() == "wal"
     assert _indexes(path) == {"mmbus_rows_ref", "mmbus_rows_grp", "mmbus_rows_ts"}
+
+
+def test_the_stored_digest_is_taken_over_the_same_bytes_whatever_the_characters(
+    tmp_path: Path,
+) -> None:
+    """SQLite makes each row's digest line itself (store.digest): keys and documents
+    beyond ASCII, tabs escaped in JSON, must give the digest of the rows in memory."""
+    docs = [
+        ("message", "cmd-é", b'{"name":"caf\xc3\xa9 \xf0\x9f\x8e\x89","t":"a\\tb"}'),
+        ("message", "cmd-a", b'{"x":1}'),
+        ("token", "tok-\xe2\x82\xac".encode("latin-1").decode("utf-8"), b'{"n":"\xe2\x82\xac"}'),
+    ]
+    rows = [Row(kind, key, doc) for kind, key, doc in sorted(docs)]
+    with Store(f"sqlite:///{tmp_path / 'chars.db'}") as store:
+        store.load("replay", [rows], {})
+        assert store.digest(["message", "token"]) == digest_lines(docs)
+        assert store.digest(["token"]) == digest_lines(docs[2:])
