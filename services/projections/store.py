@@ -240,9 +240,10 @@ class Store:
             # Each row's digest line made by SQLite, as the UTF-8 bytes it stores (the
             # rows of a replay are read back to check its digest: a Python string and
             # an encode per row took as long as reading them).
+            line = "CAST(kind || char(9) || key || char(9) || doc || char(10) AS BLOB)"
             statement = (
-                "SELECT CAST(kind || char(9) || key || char(9) || doc || char(10) AS BLOB) "
-                f"FROM mmbus_rows WHERE kind IN ({marks}) ORDER BY kind, key"  # noqa: S608
+                f"SELECT {line} FROM mmbus_rows WHERE kind IN ({marks}) "  # noqa: S608
+                "ORDER BY kind, key"
             )
             with self._tx() as cur:
                 found = cur.execute(statement, kinds)

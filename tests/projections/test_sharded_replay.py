@@ -133,12 +133,17 @@ async def test_a_sharded_replay_equals_the_live_projection_at_its_offsets(
     assert report.offsets == {f"{t}[{p}]": n for (t, p), n in sorted(live_offsets.items())}
 
 
-async def test_a_sharded_replay_into_postgresql(
-    kafka_settings: CommonSettings, postgres_database: str
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_replay_into_postgresql(
+    kafka_settings: CommonSettings, postgres_database: str, workers: int
 ) -> None:
+    """One worker: the store loaded by a forked process (beside.py); two: by worker 0
+    as it merges the shares."""
     log = campaign(20)
     await publish_log(kafka_settings, log)
-    report = await replay(kafka_settings, choose(None), store_url=postgres_database, workers=2)
+    report = await replay(
+        kafka_settings, choose(None), store_url=postgres_database, workers=workers
+    )
     assert report.digests["all"] == expected_state(log).digest()
     with Store(postgres_database) as store:
         offsets = store.offsets("mmbus-replay")
