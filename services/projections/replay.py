@@ -25,7 +25,6 @@ from pathlib import Path
 
 from services.common.settings import CommonSettings
 from services.projections.audit import AuditReport, audit, finish, stamp
-from services.projections.beside import finish_beside
 from services.projections.exchange import POLL_S, arrived, rows_path, share_of
 from services.projections.join import Partial, join_all
 from services.projections.merge import merge, write_share
@@ -122,10 +121,7 @@ def complete(
         if stages is not None:
             stages.add("join", time.process_time() - started)
         offsets = offsets_of(joined)
-        if store is None:
-            digests = finish(projection, None, name=name, offsets=offsets, stages=stages)
-        else:
-            digests = finish_beside(projection, store, name=name, offsets=offsets, stages=stages)
+        digests = finish(projection, store, name=name, offsets=offsets, stages=stages)
         report = audit(projection, joined.tally(), digests)
     return stamp(report, offsets, plan.until_ms, len(plan.shards))
 

@@ -137,8 +137,8 @@ async def test_a_sharded_replay_equals_the_live_projection_at_its_offsets(
 async def test_a_replay_into_postgresql(
     kafka_settings: CommonSettings, postgres_database: str, workers: int
 ) -> None:
-    """One worker: the store loaded by a forked process (beside.py); two: by worker 0
-    as it merges the shares."""
+    """One worker loads the store as it fingerprints the state; with two, worker 0
+    loads it as it merges the shares."""
     log = campaign(20)
     await publish_log(kafka_settings, log)
     report = await replay(
