@@ -13,17 +13,19 @@ partition), then in the same run:
   from the beginning to the end, doing nothing with them (the baseline);
 - **memory**, **SQLite**, **PostgreSQL**: ``mmbus replay`` with one worker
   (decode, fold, digest; rows and offsets loaded in one transaction);
-- **memory, 2 workers**: the partitions shared between this process and a forked
-  worker, partial states joined.
+- **memory, 2 workers**: the partitions claimed by that process and a forked
+  worker as they go, statuses passed to the worker of their send side.
 
-The machine is shared (other tests, a chaos run): each figure is the best of
+Each replay and each raw consumption runs in a process of its own, as ``mmbus
+replay`` does (``bench/replay_run.py``: in one process, a replay ran slower
+after another). The machine is shared (other tests, a chaos run): each figure is the best of
 ``ROUNDS`` runs, interleaved (raw before, between and after the replays;
 memory, SQLite and two workers in turn each round), so a burst of someone
 else's load is not taken for a difference between the configurations. Five
 rounds, not three: on this two-core machine beside other work, best-of-three
 figures of the same code moved by a fifth from one run to the next (two
 workers most: they need both cores at once). Each
-row also gives the CPU per event (this process and its workers). The per-stage
+row also gives the CPU per event (the replay's process and its workers). The per-stage
 breakdown is CPU per event: fetch is the raw consumer's; decode and fold are
 timed apart over the records the raw consumer read; the later stages come from
 the replays themselves. The broker is ``KAFKA_BOOTSTRAP_SERVERS`` or the
@@ -43,7 +45,9 @@ import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.harness import run_loop
@@ -53,8 +57,8 @@ from mmbus.contracts.codec import decode
 from mmbus.contracts.topics import topic_name
 from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
+from services.projections.audit import AuditReport
 from services.projections.projection import Projection, choose, streams_for
-from services.projections.replay import replay
 from services.projections.shard import Stages, state_out_of_gc
 
 Record = tuple[bytes | None, list[tuple[str, bytes]]]
@@ -117,11 +121,41 @@ def decode_and_fold(records: list[Record]) -> tuple[float, float]:
         return decoded - started, time.process_time() - decoded
 
 
-async def timed(name: str, settings: CommonSettings, **options: object) -> Run:
-    stages = Stages()
-    started, cpu_started = time.perf_counter(), cpu()
-    report = await replay(settings, choose(None), stages=stages, **options)  # type: ignore[arg-type]
-    return Run(name, report, time.perf_counter() - started, cpu() - cpu_started, stages)
+async def in_own_process(settings: CommonSettings, *options: str) -> dict[str, Any]:
+    """``bench.replay_run`` with ``options``: its JSON line."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "bench.replay_run",
+            "--bootstrap",
+            settings.kafka_bootstrap_servers,
+            "--prefix",
+            settings.topic_prefix,
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.replay_run {' '.join(options)} failed:\n{done.stderr}")
+    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+async def timed(name: str, settings: CommonSettings, *, workers: int, store_url: str | None) -> Run:
+    """One replay in a process of its own (``bench.replay_run``: why)."""
+    options = ["--workers", str(workers), *(["--store", store_url] if store_url else [])]
+    out = await in_own_process(settings, *options)
+    return Run(
+        name, AuditReport(**out["report"]), out["seconds"], out["cpu"], Stages(**out["stages"])
+    )
+
+
+async def raw_run(settings: CommonSettings) -> tuple[int, float, float]:
+    out = await in_own_process(settings, "--raw")
+    return int(out["records"]), float(out["seconds"]), float(out["cpu"])
 
 
 def bench_settings(bootstrap: str) -> CommonSettings:
@@ -148,7 +182,7 @@ async def bench(bootstrap: str, messages: int, postgres_dsn: str | None = None) 
         f"log: {written:,} events for {messages:,} messages from {NUMBERS} numbers of {WABAS} WABAs"
     )
     print(f"  records per topic: {spread(where)}")
-    raws = [await raw_consume(settings)]
+    raws = [await raw_run(settings)]
     rounds: dict[str, list[Run]] = {}
     for _ in range(ROUNDS):
         for name, options in (
@@ -162,14 +196,19 @@ async def bench(bootstrap: str, messages: int, postgres_dsn: str | None = None) 
                 rounds.setdefault(name, []).append(
                     await timed(name, settings, store_url=url, workers=workers)
                 )
-        raws.append(await raw_consume(settings))
+        raws.append(await raw_run(settings))
     runs = [best(r) for r in rounds.values()]
     if postgres_dsn is not None:
         runs.append(
-            await timed("mmbus replay into PostgreSQL, 1 worker", settings, store_url=postgres_dsn)
+            await timed(
+                "mmbus replay into PostgreSQL, 1 worker",
+                settings,
+                workers=1,
+                store_url=postgres_dsn,
+            )
         )
     records: list[Record] = []
-    raws.append(await raw_consume(settings, keep=records))
+    await raw_consume(settings, keep=records)  # for decode and fold apart, not timed
     decode_s, fold_s = decode_and_fold(records)  # last: it holds the whole log
     del records
     digests = {run.report.digests["all"] for group in rounds.values() for run in group}

@@ -31,6 +31,7 @@ batch passed on: an index line, then the values back to back; see
 from __future__ import annotations
 
 import asyncio
+import os
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -195,6 +196,17 @@ class Peers:
     def path(self, source: int, target: int, batch: int | None) -> Path:
         tail = "end" if batch is None else f"{batch}.bin"
         return self.directory / f"fwd-{source}-to-{target}.{tail}"
+
+    def claim(self, unit: int) -> bool:
+        """Take unit ``unit`` of the plan if no worker has: the first to create its file
+        (``claim-<unit>``, created only if absent, atomically) reads it."""
+        try:
+            fd = os.open(self.directory / f"claim-{unit}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        os.write(fd, str(self.me).encode())
+        os.close(fd)
+        return True
 
     def wamids_path(self, worker: int) -> Path:
         return self.directory / f"wamids-{worker}.json"

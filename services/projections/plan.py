@@ -139,11 +139,9 @@ def weight(topic: str, prefix: str, records: int) -> float:
 CO_KEYED = (Stream.SEND_COMMANDS.value, Stream.SEND_EVENTS.value)
 
 
-# Statuses, keyed by wamid: on one host, a worker passes each to the worker that holds
-# its message's send side, undecoded (forward.py). Reading one there costs about a
-# quarter of folding it (fetch against decode and fold, as bench/replay.py measures).
+# Statuses, keyed by wamid: workers on one host claim them after the send side, and
+# pass each to the worker that holds its message's send side (forward.py).
 ROUTED = Stream.MESSAGE_STATUS
-READ_ONLY = 0.25
 
 
 def stream_of(topic: str, prefix: str) -> Stream | None:
@@ -153,36 +151,38 @@ def stream_of(topic: str, prefix: str) -> Stream | None:
         return None
 
 
-def share(
-    spans: Sequence[Span], prefix: str, workers: int, *, routed: bool = False
-) -> tuple[tuple[int, ...], ...]:
-    """:func:`split` of the spans, partition p of the co-keyed streams kept together.
-
-    ``routed``: statuses are folded by the worker of their send side, so a status
-    partition weighs only its reading, and the folding of the statuses goes with
-    the send side, in proportion to its send events (an estimate: which messages
-    the statuses are about is not known before they are read)."""
+def units_of(spans: Sequence[Span], prefix: str) -> list[list[int]]:
+    """The spans as units of work, indexes into ``spans``: partition p of the co-keyed
+    streams together, every other span alone."""
     units: dict[tuple[str, int] | int, list[int]] = {}
     for i, span in enumerate(spans):
         together = span.topic.removeprefix(prefix) in CO_KEYED
         units.setdefault(("co-keyed", span.partition) if together else i, []).append(i)
-    members = list(units.values())
-    cost = [weight(span.topic, prefix, span.size) for span in spans]
-    if routed:
-        statuses = [i for i, span in enumerate(spans) if stream_of(span.topic, prefix) is ROUTED]
-        folding = sum(cost[i] for i in statuses) * (1 - READ_ONLY)
-        for i in statuses:
-            cost[i] *= READ_ONLY
-        sends = [
-            i for i, span in enumerate(spans) if stream_of(span.topic, prefix) is Stream.SEND_EVENTS
-        ]
-        total = sum(spans[i].size for i in sends)
-        for i in sends:
-            cost[i] += folding * spans[i].size / total if total else 0.0
-    sizes = [sum(cost[i] for i in unit) for unit in members]
+    return list(units.values())
+
+
+def share(spans: Sequence[Span], prefix: str, workers: int) -> tuple[tuple[int, ...], ...]:
+    """:func:`split` of the spans, partition p of the co-keyed streams kept together."""
+    members = units_of(spans, prefix)
+    sizes = [sum(weight(spans[i].topic, prefix, spans[i].size) for i in unit) for unit in members]
     return tuple(
         tuple(sorted(i for u in shard for i in members[u])) for shard in split(sizes, workers)
     )
+
+
+def claim_order(spans: Sequence[Span], prefix: str) -> tuple[list[list[int]], list[list[int]]]:
+    """The units as workers on one host claim them: the send side and everything but the
+    statuses, then the statuses, each heaviest first (the last units claimed are the
+    lightest, so the workers end close together). The same on every worker."""
+
+    def heaviest_first(units: list[list[int]]) -> list[list[int]]:
+        cost = [sum(weight(spans[i].topic, prefix, spans[i].size) for i in u) for u in units]
+        return [units[u] for u in sorted(range(len(units)), key=lambda u: (-cost[u], u))]
+
+    units = units_of(spans, prefix)
+    statuses = [u for u in units if stream_of(spans[u[0]].topic, prefix) is ROUTED]
+    first = [u for u in units if stream_of(spans[u[0]].topic, prefix) is not ROUTED]
+    return heaviest_first(first), heaviest_first(statuses)
 
 
 async def make_plan(
@@ -192,11 +192,9 @@ async def make_plan(
     workers: int = 1,
     until_ms: int | None = None,
     offsets: Mapping[tuple[str, int], int] | None = None,
-    routed: bool = False,
 ) -> ReplayPlan:
     """Bounds from the cluster now: every partition of the streams, from its first offset
-    to its end (or to ``offsets``, a live projector's), shared among ``workers``
-    (``routed``: by workers on one host that pass statuses on, see :func:`share`)."""
+    to its end (or to ``offsets``, a live projector's), shared among ``workers``."""
     topics = [topic_name(stream, settings.topic_prefix) for stream in streams_for(specs)]
     consumer = AIOKafkaConsumer(
         group_id=None, enable_auto_commit=False, **settings.kafka_client_options()
@@ -226,5 +224,5 @@ async def make_plan(
         projections=tuple(s.name for s in specs),
         until_ms=until_ms,
         spans=tuple(spans),
-        shards=share(spans, settings.topic_prefix, workers, routed=routed),
+        shards=share(spans, settings.topic_prefix, workers),
     )

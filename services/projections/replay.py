@@ -54,10 +54,8 @@ async def plan_replay(
     workers: int = 1,
     until: datetime | None = None,
     offsets_of: tuple[str, str] | None = None,
-    routed: bool = False,
 ) -> ReplayPlan:
-    """Fix the bounds now (``offsets_of`` is (store URL, projector name): a live projector's;
-    ``routed``: for workers on this host, which pass statuses on: see forward.py)."""
+    """Fix the bounds now (``offsets_of`` is (store URL, projector name): a live projector's)."""
     bound_offsets = None
     if offsets_of is not None:
         with Store(offsets_of[0]) as live:
@@ -69,7 +67,7 @@ async def plan_replay(
             )
     until_ms = int(until.timestamp() * 1000) if until is not None else None
     return await make_plan(
-        settings, specs, workers=workers, until_ms=until_ms, offsets=bound_offsets, routed=routed
+        settings, specs, workers=workers, until_ms=until_ms, offsets=bound_offsets
     )
 
 
@@ -183,7 +181,7 @@ async def replay(
                 "(a new file or database)"
             )
         plan = await plan_replay(
-            settings, specs, workers=workers, until=until, offsets_of=offsets_of, routed=workers > 1
+            settings, specs, workers=workers, until=until, offsets_of=offsets_of
         )
         # The state is dropped inside: see state_out_of_gc.
         with state_out_of_gc():

@@ -134,3 +134,10 @@ def test_statuses_of_the_golden_campaign_are_passed_undecoded() -> None:
     """The route reads the record key only: a status keyed by its wamid."""
     status = encode(ev.status(1, "sent", 3))
     assert status.key == b"wamid.1"
+
+
+def test_each_unit_is_claimed_by_one_worker_only(tmp_path: Path) -> None:
+    workers = [Peers(tmp_path, w, 3, lambda: None) for w in range(3)]
+    taken = [[u for u in range(10) if peers.claim(u)] for peers in workers for _ in range(2)]
+    assert sorted(u for mine in taken for u in mine) == list(range(10))
+    assert taken[0] == list(range(10))  # the first to try takes each

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from services.projections.plan import PlanError, ReplayPlan, Span, share, split, weight
+from services.projections.plan import (
+    PlanError,
+    ReplayPlan,
+    Span,
+    claim_order,
+    share,
+    split,
+    weight,
+)
 
 SPLIT_CASES = [
     ("one worker takes everything", [5, 3, 0], 1, ((0, 1, 2),)),
@@ -41,21 +49,19 @@ def test_records_weigh_what_reading_them_costs(topic: str, records: int, weighed
     assert weight(topic, "p.", records) == weighed
 
 
-def test_routed_statuses_weigh_their_reading_and_their_folding_goes_with_the_sends() -> None:
-    """Passed on to the worker of their send side (forward.py), statuses cost their
-    readers a quarter, and the rest is counted with the send events, in proportion."""
+def test_workers_on_one_host_claim_the_send_side_first_then_statuses_heaviest_first() -> None:
     spans = [
+        Span("p.message.status", 0, 0, 50),
         Span("p.send.events", 0, 0, 300),
+        Span("p.send.commands", 0, 0, 100),
         Span("p.send.events", 1, 0, 100),
-        Span("p.message.status", 0, 0, 200),
+        Span("p.marketing.clicks", 0, 0, 500),
         Span("p.message.status", 1, 0, 200),
     ]
-    # Not routed, the spans weigh 300, 100, 200, 200; routed 525 (300 + 3/4 of the 300
-    # of folding statuses), 175 (100 + 1/4 of it), 50, 50.
-    assert share(spans, "p.", 2) == ((0, 1), (2, 3))
-    assert share(spans, "p.", 2, routed=True) == ((1, 2, 3), (0,))
-    assert share(spans, "p.", 3) == ((3,), (0,), (1, 2))
-    assert share(spans, "p.", 3, routed=True) == ((2, 3), (1,), (0,))
+    sends, statuses = claim_order(spans, "p.")
+    # Units weigh 390 (events and commands of partition 0), 100, and 375 (clicks).
+    assert sends == [[1, 2], [4], [3]]
+    assert statuses == [[5], [0]]
 
 
 def test_a_plan_survives_its_file_format() -> None:

@@ -112,7 +112,8 @@ async def test_statuses_passed_to_the_worker_of_their_send_give_the_same_state(
         )
         assert report.digests["all"] == expected, workers
         assert report.records_read == len(log) + len(rekeyed)
-        assert stages.passed > 0 or workers == 1, "worker 0 passed on statuses it read"
+        if workers == 2:  # one worker sent everything; the other read some statuses
+            assert stages.passed + stages.received > 0
 
 
 async def test_a_sharded_replay_equals_the_live_projection_at_its_offsets(
