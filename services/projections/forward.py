@@ -20,12 +20,15 @@ merges as before.
 
 With two workers a status that is not one's own is the other's; with more,
 each worker publishes its wamids once its send side is folded and waits for
-the others' before reading statuses.
+the others' before reading statuses. The units of the plan a worker reads are
+claimed here too (:meth:`Peers.claim`), the send side first: whichever worker is
+ahead takes the next.
 
 Files, in the exchange's directory: ``fwd-<from>-to-<to>.<n>.bin`` (the n-th
-batch passed on: an index line, then the values back to back; see
-:func:`pack`), ``fwd-<from>-to-<to>.end`` (how many batches there were) and
-``wamids-<w>.json``. Each is written under another name and renamed whole.
+batch passed on, see :class:`Outgoing`), ``fwd-<from>-to-<to>.end`` (how many
+batches there were), ``wamids-<w>.json`` and ``claim-<unit>``. Each is written
+under another name and renamed whole, but a claim, which is created only if
+absent.
 """
 
 from __future__ import annotations

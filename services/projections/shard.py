@@ -1,8 +1,9 @@
 """A replay worker: fold some partitions, each from its start to its bound, into a partial state.
 
-This is the replay's hot loop (fetch, decode, fold), kept lean: records are
-decoded in trusted mode (the project's own log), offsets are recorded per
-batch rather than per record, and the derived rows wait for the end.
+The fetch loop itself is in :mod:`reading`; here, what a worker reads: its
+share of the plan (a worker of a replay split across hosts), or the plan's
+units as it claims them, statuses passed to the worker of their send side (the
+workers of a replay on one host, :mod:`forward`).
 
 While a replay folds, the garbage collector would walk the whole growing state
 again and again (it is all long-lived containers), which cost about as much
