@@ -12,9 +12,11 @@ from typing import Any
 from services.projections.join import Tally
 from services.projections.message import MessageState
 from services.projections.projection import Projection, ProjectionSpec
-from services.projections.rows import Block, Fingerprints, Row, serialised
+from services.projections.rows import Block, Fingerprints, Row, blocks_of, serialised
 from services.projections.shard import Stages
 from services.projections.store import Offsets, Store, StoreError
+
+STORE_CHUNK = 5000  # rows the store takes at a time
 
 
 @dataclass
@@ -146,23 +148,8 @@ def write_rows(
     stages: Stages | None = None,
 ) -> dict[str, str]:
     """Fingerprint rows given in (kind, key) order and (with a store) write them; the digests."""
-    clock = time.process_time
-    started = clock()
-    prints = Fingerprints({s.name: s.kinds for s in specs})
-
-    def chunks() -> Iterator[list[Row]]:
-        chunk: list[Row] = []
-        for row in rows:
-            prints.add(row.kind, row.key, row.doc)
-            if store is not None:
-                chunk.append(row)
-                if len(chunk) >= 5000:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
-
-    return _load(chunks(), prints, specs, store, name, offsets, stages, started)
+    blocks = blocks_of(rows, columns=store is not None, size=STORE_CHUNK)
+    return write_blocks(blocks, specs, store, name=name, offsets=offsets, stages=stages)
 
 
 def write_blocks(
@@ -174,39 +161,24 @@ def write_blocks(
     offsets: Offsets,
     stages: Stages | None = None,
 ) -> dict[str, str]:
-    """:func:`write_rows` for rows given a kind at a time (a sharded replay's merge):
-    each block's digest lines hashed in one call."""
-    started = time.process_time()
+    """:func:`write_rows` for rows given a kind at a time: each block's digest lines
+    hashed in one call, its rows (if kept) written to the store."""
+    clock = time.process_time
+    started = clock()
     prints = Fingerprints({s.name: s.kinds for s in specs})
 
     def chunks() -> Iterator[list[Row]]:
         for block in blocks:
             prints.add_lines(block.kind, block.lines)
             if block.rows is not None:
-                for at in range(0, len(block.rows), 5000):
-                    yield block.rows[at : at + 5000]
+                for at in range(0, len(block.rows), STORE_CHUNK):
+                    yield block.rows[at : at + STORE_CHUNK]
 
-    return _load(chunks(), prints, specs, store, name, offsets, stages, started)
-
-
-def _load(
-    chunks: Iterator[list[Row]],
-    prints: Fingerprints,
-    specs: Iterable[ProjectionSpec],
-    store: Store | None,
-    name: str,
-    offsets: Offsets,
-    stages: Stages | None,
-    started: float,
-) -> dict[str, str]:
-    """Drain ``chunks`` (into the store, if any, with the offsets); the digests, checked
-    against the stored rows'."""
-    clock = time.process_time
     if store is None:
-        for _ in chunks:
+        for _ in chunks():
             pass
     else:
-        store.load(name, chunks, offsets)
+        store.load(name, chunks(), offsets)
     digests = prints.digests()
     written = clock()
     if store is not None:

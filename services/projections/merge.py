@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate, count
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from services.projections.exchange import Share
 from services.projections.join import Partial
 from services.projections.partial import atomic_write, header_of, segments_json, segments_of
 from services.projections.plan import PlanError, ReplayPlan, read_offsets
-from services.projections.rows import Block, Row, dump_doc, line_of, load_table, row_of
+from services.projections.rows import Block, Row, blocks_of, dump_doc, load_table, row_of
 from services.projections.shard import Stages
 from services.projections.store import Store
 
@@ -52,23 +52,6 @@ Wait = Callable[[Path], Path]
 def part_path(first: Path, part: int) -> Path:
     """Part ``part`` of the rows whose first part (with the header) is ``first``."""
     return first if part == 0 else first.with_name(f"{first.stem}.{part}{first.suffix}")
-
-
-def blocks_of(rows: Iterable[Row], *, columns: bool) -> Iterator[Block]:
-    """Rows in (kind, key) order as blocks of one kind and at most :data:`PART_ROWS` rows."""
-    size = PART_ROWS
-    block: Block | None = None
-    for row in rows:
-        if block is None or row.kind != block.kind or len(block.keys) >= size:
-            if block is not None:
-                yield block
-            block = Block(row.kind, [], [], [] if columns else None)
-        block.keys.append(row.key)
-        block.lines.append(line_of(row.kind, row.key, row.doc))
-        if block.rows is not None:
-            block.rows.append(row)
-    if block is not None:
-        yield block
 
 
 def write_share(path: Path, share: Share, *, plan_id: str, worker: int, columns: bool) -> None:
@@ -86,7 +69,7 @@ def write_share(path: Path, share: Share, *, plan_id: str, worker: int, columns:
         "derived": share.derived,
     }
     atomic_write(part_path(path, 0), orjson.dumps(header) + b"\n")
-    blocks = blocks_of(share.rows, columns=columns)
+    blocks = blocks_of(share.rows, columns=columns, size=PART_ROWS)
     # No rows: one empty block says so.
     block: Block | None = next(blocks, Block("", [], [], None))
     part = 1
@@ -246,7 +229,7 @@ def merge(
     rows_by_kind = Counter(own.rows_by_kind)
     states, anomalies = Counter(own.states), Counter(own.anomalies)
     columns = store is not None
-    sources = [blocks_of(own.rows, columns=columns)]
+    sources = [blocks_of(own.rows, columns=columns, size=PART_ROWS)]
     for path in others:
         with wait(path).open("rb") as src:
             header = header_of(src, path, (ROWS_FORMAT,), plan.id)
@@ -267,7 +250,7 @@ def merge(
     )
     for kind, table in derived.items():
         rows_by_kind[kind] = len(table)
-    sources.append(blocks_of((row for _, _, row in extra), columns=columns))
+    sources.append(blocks_of((row for _, _, row in extra), columns=columns, size=PART_ROWS))
     offsets = read_offsets(reached)
     if stages is not None:
         stages.add("merge", time.process_time() - started)

@@ -146,6 +146,23 @@ def line_of(kind: str, key: str, doc: bytes) -> bytes:
     return b"".join((kind.encode(), b"\t", key.encode(), b"\t", doc, b"\n"))
 
 
+def blocks_of(rows: Iterable[Row], *, columns: bool, size: int) -> Iterator[Block]:
+    """Rows in (kind, key) order as blocks of one kind and at most ``size`` rows (with
+    ``columns``, each block keeps its rows too: a store needs them)."""
+    block: Block | None = None
+    for row in rows:
+        if block is None or row.kind != block.kind or len(block.keys) >= size:
+            if block is not None:
+                yield block
+            block = Block(row.kind, [], [], [] if columns else None)
+        block.keys.append(row.key)
+        block.lines.append(line_of(row.kind, row.key, row.doc))
+        if block.rows is not None:
+            block.rows.append(row)
+    if block is not None:
+        yield block
+
+
 def digest_lines(lines: Iterable[tuple[str, str, bytes]]) -> str:
     """sha256 over (kind, key, doc) sorted: the fingerprint of a projection's state."""
     h = hashlib.sha256()
@@ -155,15 +172,12 @@ def digest_lines(lines: Iterable[tuple[str, str, bytes]]) -> str:
 
 
 class Fingerprints:
-    """The digests of several projections and of all of them, fed one row at a time.
+    """The digests of several projections and of all of them, fed a kind's rows at a time.
 
     Rows must come sorted by (kind, key), which is the order :func:`digest_lines`
-    sorts into, so the result is the same without holding every row at once.
-    Consecutive rows of one kind are hashed together, in one call per hash (the
-    same bytes in the same order); ``seconds`` is the CPU that hashing took.
+    sorts into, so the result is the same without holding every row at once;
+    ``seconds`` is the CPU that hashing took.
     """
-
-    RUN = 256  # rows hashed in one call at most
 
     def __init__(self, kinds_of: dict[str, tuple[str, ...]]) -> None:
         self._all = hashlib.sha256()
@@ -171,36 +185,17 @@ class Fingerprints:
         self._of_kind = {
             kind: self._each[name] for name, kinds in kinds_of.items() for kind in kinds
         }
-        self._kind: str | None = None
-        self._run: list[bytes] = []
         self.seconds = 0.0
-
-    def add(self, kind: str, key: str, doc: bytes) -> None:
-        if kind != self._kind or len(self._run) >= self.RUN:
-            self._hash_run()
-            self._kind = kind
-        self._run.append(line_of(kind, key, doc))
 
     def add_lines(self, kind: str, lines: list[bytes]) -> None:
         """Rows of one kind, as their digest lines (:func:`line_of`), next in order."""
-        self._hash_run()
-        started = time.process_time()
+        started = time.process_time()  # per block: a clock read is a system call
         data = b"".join(lines)
         self._all.update(data)
         self._of_kind[kind].update(data)
         self.seconds += time.process_time() - started
 
-    def _hash_run(self) -> None:
-        if self._run and self._kind is not None:
-            started = time.process_time()  # per run: a clock read is a system call
-            lines = b"".join(self._run)
-            self._all.update(lines)
-            self._of_kind[self._kind].update(lines)
-            self._run.clear()
-            self.seconds += time.process_time() - started
-
     def digests(self) -> dict[str, str]:
-        self._hash_run()
         out = {name: h.hexdigest() for name, h in self._each.items()}
         out["all"] = self._all.hexdigest()
         return out
