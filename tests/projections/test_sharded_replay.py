@@ -30,7 +30,7 @@ from services.common.settings import CommonSettings
 from services.projections.plan import PlanError
 from services.projections.projection import choose
 from services.projections.replay import replay
-from services.projections.shard import Stages
+from services.projections.shard import Stages, fold_spans
 from services.projections.store import Store
 from tests.projections import events as ev
 from tests.projections.support import (
@@ -222,3 +222,16 @@ async def test_a_worker_killed_mid_replay_fails_the_replay_and_leaves_no_state_b
     assert not [p for p in os.listdir(tmp_path) if p.startswith("exchange-")]
     report = await replay(kafka_settings, choose(None), store_url=None, workers=2)
     assert report.digests["all"] == expected_state(campaign(30)).digest()
+
+
+async def test_a_worker_with_nothing_to_read_ends_cleanly(kafka_settings: CommonSettings) -> None:
+    """A worker that claims nothing stops its consumer at once (aiokafka raised
+    CancelledError for a consumer stopped before its first step); with more workers
+    than units, some claim nothing."""
+    empty = await fold_spans(kafka_settings, choose(None), [])
+    assert empty.tally().read == 0
+    log = [*campaign(1)]
+    await publish_log(kafka_settings, log)
+    report = await replay(kafka_settings, choose(None), store_url=None, workers=4)
+    assert report.digests["all"] == expected_state(log).digest()
+    assert report.workers == 4
