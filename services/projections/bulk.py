@@ -33,8 +33,7 @@ from services.projections.rows import Row
 # row; the document is bytes (UTF-8), stored as the text it is (the database's
 # encoding is UTF-8) without decoding it in Python first.
 INSERT_ROW = (
-    "INSERT INTO mmbus_rows (kind, key, doc, ref, grp, ts) "
-    "VALUES (?, ?, CAST(? AS TEXT), ?, ?, ?)"
+    "INSERT INTO mmbus_rows (kind, key, doc, ref, grp, ts) VALUES (?, ?, CAST(? AS TEXT), ?, ?, ?)"
 )
 BULK_PAGE_SIZE = 16384
 _INDEX_NAME = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ")
