@@ -45,14 +45,15 @@ import orjson
 
 from mmbus.contracts.codec import DECODE_HEADERS
 from services.projections.partial import atomic_write
+from services.projections.plan import PlanError
 
 POLL_S = 0.002
 # Records per file passed on: the receiver folds a batch while the sender reads on, so
 # the last one is all that is left to fold once the sender has read everything.
 PASS_BATCH = 1000
 Alive = Callable[[], None]
-# A status's record key (its wamid) to the worker that folds it; None: this one.
-Route = Callable[[bytes | None], int | None]
+# Takes a record read here: True when it was passed to another worker to fold.
+Divert = Callable[[Any], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ class Passed:
     values: list[bytes | None]
     headers: list[tuple[tuple[str, bytes], ...]]
     partitions: list[tuple[str, int]]
-    columns: array[int]  # five per record (see pack): offset, partition index first
+    columns: array[int]  # five per record (see Outgoing): offset, partition index first
 
     def where(self, i: int) -> tuple[str, int, int]:
         """Where record ``i`` was read (for the log of one that cannot be decoded)."""
@@ -124,14 +125,6 @@ class Outgoing:
         return b"".join((head, b"\n", self.columns.tobytes(), *self.values, *self.ids))
 
 
-def pack(records: Iterable[Any]) -> bytes:
-    """Records (with a consumer record's attributes) as one batch's bytes (:class:`Outgoing`)."""
-    batch = Outgoing()
-    for record in records:
-        batch.add(record)
-    return batch.pack()
-
-
 _NONE: dict[str, bytes] = {}
 
 
@@ -187,7 +180,7 @@ class Peers:
     """One worker's side of passing statuses on, through files in ``directory``."""
 
     def __init__(self, directory: Path, me: int, workers: int, alive: Alive) -> None:
-        self.directory, self.me, self.workers, self.alive = directory, me, workers, alive
+        self.directory, self.me, self.alive = directory, me, alive
         self.others = [w for w in range(workers) if w != me]
         self._out = {w: Outgoing() for w in self.others}
         self._sent = dict.fromkeys(self.others, 0)  # batches written, per receiver
@@ -214,9 +207,9 @@ class Peers:
     def wamids_path(self, worker: int) -> Path:
         return self.directory / f"wamids-{worker}.json"
 
-    async def learn(self, mine: Iterable[str]) -> Route:
+    async def learn(self, mine: Iterable[str]) -> Divert:
         """Publish this worker's wamids (its send side folded); once every other worker's
-        are known, the route of a status by its record key: None to fold it here."""
+        are known, what passes a status on by its record key (False: fold it here)."""
         own = frozenset(w.encode() for w in mine)
         if len(self.others) > 1:
             atomic_write(self.wamids_path(self.me), orjson.dumps(sorted(w.decode() for w in own)))
@@ -229,15 +222,19 @@ class Peers:
                 self._known.append((other, wamids))
         else:
             self._known = [(self.others[0], frozenset())]
-        me, known = self.me, self._known
+        me, known, pass_on = self.me, self._known, self.pass_on
 
-        def route(key: bytes | None) -> int | None:
+        def divert(record: Any) -> bool:
+            key = record.key
             if key is None or key in own:
-                return None
+                return False
             target = owner(key, me, known)
-            return None if target == me else target
+            if target == me:
+                return False
+            pass_on(target, record)
+            return True
 
-        return route
+        return divert
 
     def pass_on(self, target: int, record: Any) -> None:
         batch = self._out[target]
@@ -271,7 +268,12 @@ class Peers:
                 path = self.path(source, self.me, self._next[source])
                 if not path.exists():
                     break
-                out.append(unpack(path.read_bytes()))
+                try:
+                    out.append(unpack(path.read_bytes()))
+                except (ValueError, KeyError, TypeError, IndexError) as exc:
+                    raise PlanError(
+                        f"{path} is not a whole batch of passed records: {exc}"
+                    ) from exc
                 path.unlink()  # read once; the directory need not hold the log twice
                 self._next[source] += 1
             if source not in self._ends and (end := self.path(source, self.me, None)).exists():

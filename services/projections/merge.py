@@ -144,7 +144,9 @@ class _Run:
         self.keys += block.keys
         self.lines += block.lines
         if block.rows is not None:
-            self.rows = (self.rows or []) + block.rows
+            if self.rows is None:
+                self.rows = []
+            self.rows += block.rows
 
     def cut(self, bound: str | None) -> tuple[list[str], list[bytes], list[Row] | None]:
         """The rows up to ``bound`` (all with None), taken out."""
@@ -220,7 +222,7 @@ def merge(
     """Every share's rows, in order, fingerprinted and (with a store) written; the report.
 
     ``others`` are the first parts of the other workers' rows (their headers, written
-    last); ``wait`` gives each file once it is there."""
+    first); ``wait`` gives each file once it is there."""
     started = time.process_time()
     segments = dict(own.segments)
     derived: dict[str, dict[str, Any]] = {}

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from mmbus.contracts.catalogue import LATEST
 from mmbus.contracts.codec import DecodeFailure, decode
 from services.common.logging import get_logger
-from services.projections.forward import Passed, Peers, Route
+from services.projections.forward import Divert, Passed, Peers
 from services.projections.plan import Span
 from services.projections.projection import Projection
 
@@ -45,28 +45,21 @@ def ce_type_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
 class Folder:
     """Decode and fold a fetched batch, each partition up to its bound."""
 
-    def __init__(
-        self,
-        projection: Projection,
-        limits: dict[TopicPartition, int],
-        reached: dict[tuple[str, int], int],
-        until_ms: int | None,
-    ) -> None:
-        self.projection = projection
-        self.limits, self.reached, self.until_ms = limits, reached, until_ms
+    def __init__(self, projection: Projection, until_ms: int | None) -> None:
+        self.projection, self.until_ms = projection, until_ms
+        # Per partition given (Reading.read): the bound, and the next offset to read.
+        self.limits: dict[TopicPartition, int] = {}
+        self.reached: dict[tuple[str, int], int] = {}
         self.read = 0
         self.undecodable: dict[str, int] = {}
         # Types the streams carry that no chosen projection folds are skipped undecoded.
         self.skip = not projection.types >= frozenset(LATEST)
 
     def fold(
-        self,
-        batch: Mapping[TopicPartition, Sequence[Any]],
-        route: Route | None = None,
-        peers: Peers | None = None,
+        self, batch: Mapping[TopicPartition, Sequence[Any]], divert: Divert | None = None
     ) -> list[TopicPartition]:
-        """Fold the batch (a record ``route`` names another worker for is passed to it
-        through ``peers``); the partitions it finished."""
+        """Fold the batch (but the records ``divert`` passes to another worker); the
+        partitions it finished."""
         finished = []
         apply, wanted, skip = self.projection.apply, self.projection.types, self.skip
         until_ms, limits, reached = self.until_ms, self.limits, self.reached
@@ -88,8 +81,7 @@ class Folder:
                     ce_type = ce_type_of(record.headers)
                     if ce_type is not None and ce_type not in wanted:
                         continue
-                if route is not None and (target := route(record.key)) is not None:
-                    peers.pass_on(target, record)  # type: ignore[union-attr]
+                if divert is not None and divert(record):
                     continue
                 event = decode(record.value, record.headers, trusted=True)
                 if isinstance(event, DecodeFailure):
@@ -146,7 +138,7 @@ class Reading:
         self.consumer.pause(*tps)
 
     async def read(
-        self, units: Iterator[Sequence[Span]], route: Route | None = None, ahead: int = AHEAD
+        self, units: Iterator[Sequence[Span]], divert: Divert | None = None, ahead: int = AHEAD
     ) -> None:
         """Fold the units ``units`` gives, ``ahead`` of them being fetched at a time."""
         folder, peers, consumer, clock = self.folder, self.peers, self.consumer, time.process_time
@@ -181,7 +173,7 @@ class Reading:
                 active = [tp for unit in inflight for tp in unit]
                 finished = await past_the_end(consumer, active, folder.limits, folder.reached)
             else:
-                finished = folder.fold(batch, route, peers)
+                finished = folder.fold(batch, divert)
                 del batch  # the records go now, by reference counting
             if finished:
                 consumer.pause(*finished)

@@ -153,7 +153,7 @@ async def _fold(
     """Fold the units ``first`` gives, then (with peers) those ``then`` gives, of
     ``spans``, every partition the worker may read."""
     projection = Projection(specs, incremental=False)
-    folder = Folder(projection, {}, {}, until_ms)
+    folder = Folder(projection, until_ms)
     consumer = AIOKafkaConsumer(
         group_id=None,
         enable_auto_commit=False,
@@ -171,8 +171,8 @@ async def _fold(
             await reading.read(first, ahead=1)  # one unit: everything at once
         else:
             await reading.read(first)
-            route = await peers.learn(projection.wamids)
-            await reading.read(then, route)
+            divert = await peers.learn(projection.wamids)
+            await reading.read(then, divert)
             peers.close()
             await peers.drain(reading.fold_passed)
     finally:

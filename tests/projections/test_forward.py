@@ -15,8 +15,9 @@ import pytest
 
 from mmbus.contracts.codec import decode, encode
 from services.projections import forward
-from services.projections.forward import Peers, owner, pack, unpack
+from services.projections.forward import Outgoing, Peers, owner, unpack
 from services.projections.partial import atomic_write
+from services.projections.plan import PlanError
 from tests.projections import events as ev
 from tests.projections.support import campaign
 
@@ -31,6 +32,13 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+
+
+def pack(records: list[Record]) -> bytes:
+    batch = Outgoing()
+    for record in records:
+        batch.add(record)
+    return batch.pack()
 
 
 def records_of(n: int) -> list[Record]:
@@ -60,10 +68,16 @@ def test_a_passed_record_decodes_as_the_record_read() -> None:
         assert batch.where(i) == (record.topic, record.partition, record.offset)
 
 
-def test_a_batch_cut_short_is_refused() -> None:
+def test_a_batch_cut_short_is_refused_in_one_line(tmp_path: Path) -> None:
     data = pack(records_of(2))
     with pytest.raises(ValueError, match="bytes off"):
         unpack(data[:-5])
+    receiver = Peers(tmp_path, 1, 2, lambda: None)
+    receiver.path(0, 1, 0).write_bytes(data[:-5])
+    with pytest.raises(
+        PlanError, match=r"fwd-0-to-1\.0\.bin is not a whole batch of passed records"
+    ):
+        receiver.take()
 
 
 @pytest.mark.parametrize(
@@ -111,14 +125,12 @@ async def test_with_more_workers_each_publishes_its_wamids_and_routes_by_all_of_
     peers = [Peers(tmp_path, w, 3, lambda: None) for w in range(3)]
     atomic_write(peers[1].wamids_path(1), b'["wamid.1"]')
     atomic_write(peers[2].wamids_path(2), b'["wamid.2", "wamid.3"]')
-    route = await peers[0].learn(["wamid.0"])
-    assert [route(k) for k in (b"wamid.0", b"wamid.1", b"wamid.3", b"wamid.9", None)] == [
-        None,
-        1,
-        2,
-        None,
-        None,
-    ]
+    divert = await peers[0].learn(["wamid.0"])
+    keys = (b"wamid.0", b"wamid.1", b"wamid.3", b"wamid.9", None)
+    record = records_of(1)[0]
+    diverted = [divert(Record(record.topic, 0, i, k, record.value, ())) for i, k in enumerate(keys)]
+    assert diverted == [False, True, True, False, False]
+    assert (peers[0].passed, len(peers[0]._out[1]), len(peers[0]._out[2])) == (0, 1, 1)
     assert peers[0].wamids_path(0).exists()
 
 
@@ -130,8 +142,8 @@ async def test_a_worker_that_fails_stops_the_one_waiting_for_its_wamids(tmp_path
         await Peers(tmp_path, 0, 3, gone).learn([])
 
 
-def test_statuses_of_the_golden_campaign_are_passed_undecoded() -> None:
-    """The route reads the record key only: a status keyed by its wamid."""
+def test_a_status_record_is_keyed_by_its_wamid_which_is_what_the_route_reads() -> None:
+    """Passing statuses on reads the record key only, never the value."""
     status = encode(ev.status(1, "sent", 3))
     assert status.key == b"wamid.1"
 
