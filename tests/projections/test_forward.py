@@ -18,6 +18,8 @@ from services.projections import forward
 from services.projections.forward import Outgoing, Peers, owner, unpack
 from services.projections.partial import atomic_write
 from services.projections.plan import PlanError
+from services.projections.projection import Projection, choose
+from services.projections.reading import Folder
 from tests.projections import events as ev
 from tests.projections.support import campaign
 
@@ -153,3 +155,16 @@ def test_each_unit_is_claimed_by_one_worker_only(tmp_path: Path) -> None:
     taken = [[u for u in range(10) if peers.claim(u)] for peers in workers for _ in range(2)]
     assert sorted(u for mine in taken for u in mine) == list(range(10))
     assert taken[0] == list(range(10))  # the first to try takes each
+
+
+def test_a_passed_record_that_cannot_be_decoded_is_counted_where_it_is_folded() -> None:
+    """Undecodable records are counted in the audit report, passed on or not, and the
+    log names where the record was read."""
+    good = records_of(1)[0]
+    bad = Record("p.message.status", 4, 17, b"wamid.x", b"{not json", good.headers)
+    folder = Folder(Projection(choose(None), incremental=False), None)
+    batch = unpack(pack([good, bad]))
+    folder.fold_passed([batch])
+    assert folder.undecodable == {"undecodable:invalid_json": 1}
+    assert folder.projection.applied == 1
+    assert batch.where(1) == ("p.message.status", 4, 17)
